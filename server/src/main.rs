@@ -1,0 +1,124 @@
+//! `cobot-server`: serves with no subcommand; owner tools as subcommands.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use server::config::Settings;
+use server::model::ProjectId;
+use server::owner::{self, ExportFormat, ExportWhat};
+use server::startup::{Application, open_store};
+
+#[derive(Parser)]
+#[command(name = "cobot-server", version, about = "Cobot: a captcha that does public good")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Labelling projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Sites that embed the widget.
+    #[command(subcommand)]
+    Site(SiteCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Import a project from a folder holding project.toml, labels.csv and the images; prints its id.
+    Import { dir: PathBuf },
+    /// Write a project's contributions or labels to standard output.
+    Export {
+        id: u64,
+        #[arg(long, value_enum)]
+        what: What,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// Create a site; prints {"sitekey": ..., "secret": ...} once (the secret is stored hashed).
+    Create {
+        /// A host name whose pages may show the widget (repeat for several).
+        #[arg(long = "hostname", required = true)]
+        hostnames: Vec<String>,
+        /// A project whose images the site shows (repeat for several).
+        #[arg(long = "project", required = true)]
+        projects: Vec<u64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum What {
+    Contributions,
+    Labels,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Jsonl,
+    Csv,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load().context("invalid configuration")?;
+    server::telemetry::init(settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Project(ProjectCommand::Import { dir }) => {
+            let store = open_store(&settings)?;
+            let imported = owner::import_project(&store, &dir).await?;
+            tracing::info!(
+                project = %imported.project.id,
+                controls = imported.controls,
+                unknowns = imported.unknowns,
+                "project imported"
+            );
+            write_stdout(&format!("{}\n", imported.project.id))
+        }
+        Command::Project(ProjectCommand::Export { id, what, format }) => {
+            let store = open_store(&settings)?;
+            let what = match what {
+                What::Contributions => ExportWhat::Contributions,
+                What::Labels => ExportWhat::Labels,
+            };
+            let format = match format {
+                Format::Jsonl => ExportFormat::Jsonl,
+                Format::Csv => ExportFormat::Csv,
+            };
+            let mut out = std::io::stdout().lock();
+            owner::export(&store, ProjectId(id), what, format, &mut out).await
+        }
+        Command::Site(SiteCommand::Create { hostnames, projects }) => {
+            let store = open_store(&settings)?;
+            let projects: Vec<ProjectId> = projects.into_iter().map(ProjectId).collect();
+            let site = owner::create_site(&store, &hostnames, &projects).await?;
+            let json = serde_json::json!({ "sitekey": site.sitekey.as_str(), "secret": site.secret.as_str() });
+            write_stdout(&format!("{json}\n"))
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings)?;
+    // On standard output, so that scripts and tests that asked for port 0 learn the real one.
+    write_stdout(&format!("cobot-server listening on http://{}\n", app.local_addr()))?;
+    app.run_until_stopped().await.context("server failed")
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

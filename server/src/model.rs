@@ -1,0 +1,162 @@
+//! The server's domain records: projects, images, sites, challenges, tokens, contributions.
+//!
+//! These are what the store keeps. They are serialised as JSON by the store backends; field names are part of
+//! the on-disk format, so renaming one needs a migration.
+
+use protocol::{Lang, LabelId, SiteKey};
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch. Every timestamp the server stores or compares is one of these.
+pub type UnixTime = u64;
+
+/// The current time as [`UnixTime`].
+pub fn now() -> UnixTime {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// RFC 3339 (UTC) rendering of a [`UnixTime`], as the wire format wants it.
+pub fn rfc3339(t: UnixTime) -> String {
+    let t = i64::try_from(t).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProjectId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ImageId(pub u64);
+
+impl std::fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A text in both languages the widget speaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Texts {
+    pub fr: String,
+    pub en: String,
+}
+
+impl Texts {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::Fr => &self.fr,
+            Lang::En => &self.en,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelDef {
+    pub id: LabelId,
+    #[serde(flatten)]
+    pub text: Texts,
+}
+
+/// A labelling project: one question, one label set, at most one abstain label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub question: Texts,
+    pub labels: Vec<LabelDef>,
+    /// The label that means "can't tell". Never the expected answer of a control.
+    pub abstain: Option<LabelId>,
+    pub created_at: UnixTime,
+}
+
+impl Project {
+    pub fn has_label(&self, label: &LabelId) -> bool {
+        self.labels.iter().any(|l| &l.id == label)
+    }
+}
+
+/// What a project is created from (the id is assigned by the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProject {
+    pub name: String,
+    pub question: Texts,
+    pub labels: Vec<LabelDef>,
+    pub abstain: Option<LabelId>,
+}
+
+/// An image's metadata; its bytes are fetched separately, only when served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub id: ImageId,
+    pub project: ProjectId,
+    /// The owner's file name, for exports. Never sent to the browser.
+    pub name: String,
+    pub content_type: String,
+    /// The known answer (gold) when there is one.
+    pub known_label: Option<LabelId>,
+}
+
+/// An image to add to a project: already decoded, checked and re-encoded without metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImage {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub known_label: Option<LabelId>,
+}
+
+/// A site that embeds the widget. The secret is kept only as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub sitekey: SiteKey,
+    /// Hex SHA-256 of the secret.
+    pub secret_hash: String,
+    /// Host names (no scheme, no port) whose pages may show the widget.
+    pub hostnames: Vec<String>,
+    pub projects: Vec<ProjectId>,
+    pub created_at: UnixTime,
+}
+
+/// One image slot of a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub image: ImageId,
+    /// The answer the citizen must give, for a control; `None` for the unknown, whose answer is harvested.
+    pub expected: Option<LabelId>,
+}
+
+/// A challenge as the server remembers it between issuing it and receiving the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeState {
+    pub id: String,
+    pub sitekey: SiteKey,
+    pub hostname: String,
+    pub project: ProjectId,
+    pub slots: Vec<Slot>,
+    pub expires_at: UnixTime,
+}
+
+/// A token that was issued and not yet redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenState {
+    /// The token's random id (base64url), the key it is found under.
+    pub id: String,
+    pub sitekey: SiteKey,
+    pub hostname: String,
+    /// When the check was passed.
+    pub challenge_ts: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// One harvested answer to an unknown image. Carries no IP address and nothing that identifies the citizen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub project: ProjectId,
+    pub image: ImageId,
+    pub label: LabelId,
+    pub sitekey: SiteKey,
+    pub at: UnixTime,
+}

@@ -1,0 +1,316 @@
+//! Owner tools: import a project from a folder, create a site, export contributions and labels.
+//!
+//! The command line calls these today; the owner API will call the same functions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context as _, bail, ensure};
+use protocol::{LabelId, SiteKey, SiteSecret};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+
+use crate::model::{ImageId, LabelDef, NewImage, NewProject, Project, ProjectId, Site, Texts, now, rfc3339};
+use crate::routes::siteverify::secret_hash;
+use crate::store::Store;
+use crate::token::hex;
+
+/// Images larger than this on either side are refused (decoding bombs, and nobody labels a poster).
+const MAX_IMAGE_SIDE: u32 = 4096;
+/// Images are served at most this large: re-encoding shrinks what every citizen downloads.
+const SERVED_MAX_SIDE: u32 = 512;
+const MAX_IMAGE_FILE: u64 = 20 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    name: String,
+    question: Texts,
+    #[serde(default)]
+    abstain: Option<String>,
+    labels: Vec<LabelFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelFile {
+    id: String,
+    fr: String,
+    en: String,
+}
+
+/// Summary of an import, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub project: Project,
+    pub controls: usize,
+    pub unknowns: usize,
+}
+
+fn parse_project_file(dir: &Path) -> anyhow::Result<NewProject> {
+    let path = dir.join("project.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file: ProjectFile = toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
+    ensure!(!file.name.trim().is_empty(), "project.toml: `name` is empty");
+    ensure!(
+        !file.question.fr.trim().is_empty() && !file.question.en.trim().is_empty(),
+        "project.toml: the question needs both `fr` and `en`"
+    );
+    ensure!(file.labels.len() >= 2, "project.toml: at least two [[labels]] are needed");
+    let mut seen = HashSet::new();
+    let mut labels = Vec::with_capacity(file.labels.len());
+    for label in file.labels {
+        let id = LabelId::parse(label.id).context("project.toml")?;
+        ensure!(seen.insert(id.clone()), "project.toml: label `{id}` is listed twice");
+        ensure!(
+            !label.fr.trim().is_empty() && !label.en.trim().is_empty(),
+            "project.toml: label `{id}` needs both `fr` and `en` texts"
+        );
+        labels.push(LabelDef { id, text: Texts { fr: label.fr, en: label.en } });
+    }
+    let abstain = file.abstain.map(LabelId::parse).transpose().context("project.toml: `abstain`")?;
+    if let Some(abstain) = &abstain {
+        ensure!(seen.contains(abstain), "project.toml: the abstain label `{abstain}` is not among the labels");
+    }
+    Ok(NewProject { name: file.name, question: file.question, labels, abstain })
+}
+
+fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<HashMap<String, LabelId>> {
+    let path = dir.join("labels.csv");
+    let mut reader = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    ensure!(
+        headers.iter().map(str::trim).eq(["file", "label"]),
+        "{}: the header must be `file,label`",
+        path.display()
+    );
+    let mut known = HashMap::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
+        let (file, label) = (record[0].trim().to_owned(), record[1].trim());
+        let label = LabelId::parse(label).with_context(|| format!("labels.csv line {}", line + 2))?;
+        ensure!(
+            project.labels.iter().any(|l| l.id == label),
+            "labels.csv line {}: `{label}` is not a label of project.toml",
+            line + 2
+        );
+        ensure!(known.insert(file.clone(), label).is_none(), "labels.csv: `{file}` is listed twice");
+    }
+    Ok(known)
+}
+
+/// Decodes an image (with limits), drops every metadata chunk and re-encodes it as PNG, at most
+/// `SERVED_MAX_SIDE` pixels on a side.
+pub fn sanitise_image(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    ensure!(reader.format().is_some(), "not a PNG or JPEG image");
+    let mut img = reader.decode().context("cannot decode the image")?;
+    if img.width() > SERVED_MAX_SIDE || img.height() > SERVED_MAX_SIDE {
+        img = img.thumbnail(SERVED_MAX_SIDE, SERVED_MAX_SIDE);
+    }
+    let mut out = Vec::new();
+    img.to_rgb8().write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+    Ok(out)
+}
+
+/// Imports a project from a folder holding `project.toml`, `labels.csv` and the images (PNG or JPEG).
+/// Images listed in `labels.csv` are gold (their label is known); the others are unknowns to label.
+/// Nothing is stored unless the whole folder is valid.
+pub async fn import_project(store: &impl Store, dir: &Path) -> anyhow::Result<Imported> {
+    let project = parse_project_file(dir)?;
+    let mut known = parse_labels_csv(dir, &project)?;
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name == "project.toml" || name == "labels.csv" || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let ext = Path::new(&name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+            bail!("{name}: only .png, .jpg and .jpeg images can be imported");
+        }
+        names.push(name);
+    }
+    names.sort();
+    let mut images = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(&name);
+        let size = std::fs::metadata(&path)?.len();
+        ensure!(size <= MAX_IMAGE_FILE, "{name}: larger than {MAX_IMAGE_FILE} bytes");
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {name}"))?;
+        let bytes = sanitise_image(&bytes).with_context(|| format!("{name}: not a usable image"))?;
+        let known_label = known.remove(&name);
+        images.push(NewImage { name, content_type: "image/png".into(), bytes, known_label });
+    }
+    if let Some(missing) = known.keys().next() {
+        bail!("labels.csv names `{missing}`, which is not an image of the folder");
+    }
+    let controls = images
+        .iter()
+        .filter(|i| i.known_label.as_ref().is_some_and(|l| Some(l) != project.abstain.as_ref()))
+        .count();
+    let unknowns = images.iter().filter(|i| i.known_label.is_none()).count();
+    ensure!(controls >= 1, "at least one image needs a known label (other than the abstain label) to serve as a control");
+    ensure!(controls + unknowns >= 2, "a challenge shows two images: import at least two");
+    let project = store.create_project(project, images).await?;
+    Ok(Imported { project, controls, unknowns })
+}
+
+/// A new site's credentials. The secret exists only here and in the operator's hands; the store keeps its hash.
+#[derive(Debug)]
+pub struct NewSite {
+    pub sitekey: SiteKey,
+    pub secret: SiteSecret,
+}
+
+fn valid_hostname(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !host.starts_with(['.', '-'])
+}
+
+pub async fn create_site(store: &impl Store, hostnames: &[String], projects: &[ProjectId]) -> anyhow::Result<NewSite> {
+    ensure!(!hostnames.is_empty(), "give at least one --hostname");
+    ensure!(!projects.is_empty(), "give at least one --project");
+    let hostnames: Vec<String> = hostnames.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    for host in &hostnames {
+        ensure!(valid_hostname(host), "`{host}` is not a host name (no scheme, no port, e.g. www.example.gouv.fr)");
+    }
+    for project in projects {
+        ensure!(store.project(*project).await?.is_some(), "there is no project {project}");
+    }
+    let rng = SystemRandom::new();
+    let mut bytes = [0u8; 36];
+    rng.fill(&mut bytes).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    let (uuid, secret) = bytes.split_at_mut(16);
+    // RFC 4122 version 4, variant 1.
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    let h = hex(uuid);
+    let sitekey = SiteKey::parse(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))?;
+    let secret = SiteSecret::parse(format!("0x{}", hex(&secret[..20])))?;
+    store
+        .create_site(Site {
+            sitekey: sitekey.clone(),
+            secret_hash: secret_hash(&secret),
+            hostnames,
+            projects: projects.to_vec(),
+            created_at: now(),
+        })
+        .await?;
+    Ok(NewSite { sitekey, secret })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportWhat {
+    Contributions,
+    Labels,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+/// Writes a project's raw contributions, or its labels (gold labels, and for unknowns the leading crowd answer
+/// with its share of the votes), as JSON lines or CSV.
+pub async fn export(
+    store: &impl Store,
+    project: ProjectId,
+    what: ExportWhat,
+    format: ExportFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    ensure!(store.project(project).await?.is_some(), "there is no project {project}");
+    let images: BTreeMap<ImageId, _> = store.images(project).await?.into_iter().map(|i| (i.id, i)).collect();
+    let contributions = store.contributions(project).await?;
+    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+    match what {
+        ExportWhat::Contributions => {
+            for c in contributions {
+                let name = images.get(&c.contribution.image).map_or("", |i| i.name.as_str());
+                rows.push(row([
+                    ("seq", c.seq.into()),
+                    ("image", name.into()),
+                    ("label", c.contribution.label.as_str().into()),
+                    ("at", rfc3339(c.contribution.at).into()),
+                    ("sitekey", c.contribution.sitekey.as_str().into()),
+                ]));
+            }
+        }
+        ExportWhat::Labels => {
+            let mut votes: HashMap<ImageId, BTreeMap<LabelId, u64>> = HashMap::new();
+            for c in contributions {
+                *votes.entry(c.contribution.image).or_default().entry(c.contribution.label).or_default() += 1;
+            }
+            for image in images.values() {
+                let counts = votes.remove(&image.id).unwrap_or_default();
+                let total: u64 = counts.values().sum();
+                let (label, source, agreeing) = match &image.known_label {
+                    Some(label) => (Some(label.clone()), "gold", counts.get(label).copied().unwrap_or(0)),
+                    None => {
+                        let top = counts.iter().max_by_key(|(_, n)| **n).map(|(l, n)| (l.clone(), *n));
+                        match top {
+                            Some((label, n)) => (Some(label), "crowd", n),
+                            None => (None, "none", 0),
+                        }
+                    }
+                };
+                #[allow(clippy::cast_precision_loss)] // vote counts are far below 2^52
+                let share = if total == 0 { serde_json::Value::Null } else { (agreeing as f64 / total as f64).into() };
+                rows.push(row([
+                    ("image", image.name.as_str().into()),
+                    ("label", label.map_or(serde_json::Value::Null, |l| l.as_str().into())),
+                    ("source", source.into()),
+                    ("votes", total.into()),
+                    ("agreeing", agreeing.into()),
+                    ("share", share),
+                ]));
+            }
+        }
+    }
+    write_rows(&rows, format, out)
+}
+
+fn row<const N: usize>(fields: [(&str, serde_json::Value); N]) -> serde_json::Map<String, serde_json::Value> {
+    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn write_rows(
+    rows: &[serde_json::Map<String, serde_json::Value>],
+    format: ExportFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match format {
+        ExportFormat::Jsonl => {
+            for r in rows {
+                serde_json::to_writer(&mut *out, r)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(out);
+            if let Some(first) = rows.first() {
+                writer.write_record(first.keys())?;
+            }
+            for r in rows {
+                writer.write_record(r.values().map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                }))?;
+            }
+            writer.flush()?;
+        }
+    }
+    Ok(())
+}

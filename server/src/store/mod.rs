@@ -1,0 +1,136 @@
+//! Storage: the `Store` trait and its backends.
+//!
+//! Handlers reach storage only through [`Store`]. Durable data (projects, images, sites, contributions) must be
+//! committed before a method returns `Ok`; short-lived data (challenges, tokens) expires by itself. Single use
+//! of challenges and tokens is the backend's job: `take_*` returns a record to exactly one caller.
+
+mod embedded;
+mod ephemeral;
+
+pub use embedded::EmbeddedStore;
+
+use crate::model::{
+    ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
+    TokenState,
+};
+use protocol::SiteKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or failed; the request may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The request contradicts what is stored (a duplicate key, an unknown reference).
+    #[error("{0}")]
+    Conflict(String),
+    /// Short-lived state is at its capacity: refuse new work rather than grow without bound.
+    #[error("store at capacity: {0}")]
+    Full(&'static str),
+}
+
+/// The bytes of an image, as served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageData {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A contribution with the sequence number the store gave it (increasing in acknowledgement order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContribution {
+    pub seq: u64,
+    pub contribution: Contribution,
+}
+
+// actix-web runs each handler on its worker's single-threaded runtime, so the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Store: Send + Sync + 'static {
+    // Projects and images: durable.
+    async fn create_project(&self, project: NewProject, images: Vec<NewImage>) -> Result<Project, StoreError>;
+    async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
+    async fn images(&self, project: ProjectId) -> Result<Vec<ImageMeta>, StoreError>;
+    async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError>;
+    /// Picks a control (known, non-abstain label) and a second image: an unknown when the project still has
+    /// one, else another control. `None` when the project cannot make a challenge.
+    async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError>;
+
+    // Sites: durable.
+    async fn create_site(&self, site: Site) -> Result<(), StoreError>;
+    async fn site(&self, sitekey: &SiteKey) -> Result<Option<Site>, StoreError>;
+    async fn site_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Site>, StoreError>;
+
+    // Challenges and tokens: short-lived, single use.
+    async fn put_challenge(&self, challenge: ChallengeState) -> Result<(), StoreError>;
+    async fn challenge(&self, id: &str) -> Result<Option<ChallengeState>, StoreError>;
+    /// Removes and returns the challenge; of concurrent callers, exactly one gets it.
+    async fn take_challenge(&self, id: &str) -> Result<Option<ChallengeState>, StoreError>;
+    async fn put_token(&self, token: TokenState) -> Result<(), StoreError>;
+    /// Removes and returns the token; of concurrent callers, exactly one gets it.
+    async fn take_token(&self, id: &str) -> Result<Option<TokenState>, StoreError>;
+
+    // Contributions: durable before `Ok`.
+    async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError>;
+    async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError>;
+}
+
+/// The backend chosen by configuration. An enum rather than `dyn Store` because `async fn` in traits is not
+/// object safe; adding a backend adds a variant here and nowhere else.
+pub enum AnyStore {
+    Embedded(EmbeddedStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Embedded($s) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn create_project(&self, project: NewProject, images: Vec<NewImage>) -> Result<Project, StoreError> {
+        dispatch!(self, s => s.create_project(project, images).await)
+    }
+    async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
+        dispatch!(self, s => s.project(id).await)
+    }
+    async fn images(&self, project: ProjectId) -> Result<Vec<ImageMeta>, StoreError> {
+        dispatch!(self, s => s.images(project).await)
+    }
+    async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError> {
+        dispatch!(self, s => s.image_data(id).await)
+    }
+    async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError> {
+        dispatch!(self, s => s.pick_slots(project).await)
+    }
+    async fn create_site(&self, site: Site) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_site(site).await)
+    }
+    async fn site(&self, sitekey: &SiteKey) -> Result<Option<Site>, StoreError> {
+        dispatch!(self, s => s.site(sitekey).await)
+    }
+    async fn site_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Site>, StoreError> {
+        dispatch!(self, s => s.site_by_secret_hash(secret_hash).await)
+    }
+    async fn put_challenge(&self, challenge: ChallengeState) -> Result<(), StoreError> {
+        dispatch!(self, s => s.put_challenge(challenge).await)
+    }
+    async fn challenge(&self, id: &str) -> Result<Option<ChallengeState>, StoreError> {
+        dispatch!(self, s => s.challenge(id).await)
+    }
+    async fn take_challenge(&self, id: &str) -> Result<Option<ChallengeState>, StoreError> {
+        dispatch!(self, s => s.take_challenge(id).await)
+    }
+    async fn put_token(&self, token: TokenState) -> Result<(), StoreError> {
+        dispatch!(self, s => s.put_token(token).await)
+    }
+    async fn take_token(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
+        dispatch!(self, s => s.take_token(id).await)
+    }
+    async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.add_contribution(contribution).await)
+    }
+    async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError> {
+        dispatch!(self, s => s.contributions(project).await)
+    }
+}
