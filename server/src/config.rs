@@ -61,7 +61,11 @@ impl Settings {
             .set_default("token_lifetime_secs", 300)?
             .set_default("challenge_ttl_secs", 600)?
             .set_default("log_format", "pretty")?
-            .add_source(config::File::with_name(&file).format(config::FileFormat::Toml).required(explicit))
+            .add_source(
+                config::File::with_name(&file)
+                    .format(config::FileFormat::Toml)
+                    .required(explicit),
+            )
             .add_source(config::Environment::with_prefix("COBOT").try_parsing(true))
             .build()?
             .try_deserialize()

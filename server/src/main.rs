@@ -10,7 +10,11 @@ use server::owner::{self, ExportFormat, ExportWhat};
 use server::startup::{Application, open_store};
 
 #[derive(Parser)]
-#[command(name = "cobot-server", version, about = "Cobot: a captcha that does public good")]
+#[command(
+    name = "cobot-server",
+    version,
+    about = "Cobot: a captcha that does public good"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -102,7 +106,8 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&settings)?;
             let projects: Vec<ProjectId> = projects.into_iter().map(ProjectId).collect();
             let site = owner::create_site(&store, &hostnames, &projects).await?;
-            let json = serde_json::json!({ "sitekey": site.sitekey.as_str(), "secret": site.secret.as_str() });
+            let json =
+                serde_json::json!({ "sitekey": site.sitekey.as_str(), "secret": site.secret.as_str() });
             write_stdout(&format!("{json}\n"))
         }
     }
@@ -111,7 +116,10 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings)?;
     // On standard output, so that scripts and tests that asked for port 0 learn the real one.
-    write_stdout(&format!("cobot-server listening on http://{}\n", app.local_addr()))?;
+    write_stdout(&format!(
+        "cobot-server listening on http://{}\n",
+        app.local_addr()
+    ))?;
     app.run_until_stopped().await.context("server failed")
 }
 

@@ -3,7 +3,7 @@
 //! These are what the store keeps. They are serialised as JSON by the store backends; field names are part of
 //! the on-disk format, so renaming one needs a migration.
 
-use protocol::{Lang, LabelId, SiteKey};
+use protocol::{LabelId, Lang, SiteKey};
 use serde::{Deserialize, Serialize};
 
 /// Seconds since the Unix epoch. Every timestamp the server stores or compares is one of these.
@@ -11,7 +11,9 @@ pub type UnixTime = u64;
 
 /// The current time as [`UnixTime`].
 pub fn now() -> UnixTime {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// RFC 3339 (UTC) rendering of a [`UnixTime`], as the wire format wants it.

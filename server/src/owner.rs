@@ -57,28 +57,53 @@ fn parse_project_file(dir: &Path) -> anyhow::Result<NewProject> {
         !file.question.fr.trim().is_empty() && !file.question.en.trim().is_empty(),
         "project.toml: the question needs both `fr` and `en`"
     );
-    ensure!(file.labels.len() >= 2, "project.toml: at least two [[labels]] are needed");
+    ensure!(
+        file.labels.len() >= 2,
+        "project.toml: at least two [[labels]] are needed"
+    );
     let mut seen = HashSet::new();
     let mut labels = Vec::with_capacity(file.labels.len());
     for label in file.labels {
         let id = LabelId::parse(label.id).context("project.toml")?;
-        ensure!(seen.insert(id.clone()), "project.toml: label `{id}` is listed twice");
+        ensure!(
+            seen.insert(id.clone()),
+            "project.toml: label `{id}` is listed twice"
+        );
         ensure!(
             !label.fr.trim().is_empty() && !label.en.trim().is_empty(),
             "project.toml: label `{id}` needs both `fr` and `en` texts"
         );
-        labels.push(LabelDef { id, text: Texts { fr: label.fr, en: label.en } });
+        labels.push(LabelDef {
+            id,
+            text: Texts {
+                fr: label.fr,
+                en: label.en,
+            },
+        });
     }
-    let abstain = file.abstain.map(LabelId::parse).transpose().context("project.toml: `abstain`")?;
+    let abstain = file
+        .abstain
+        .map(LabelId::parse)
+        .transpose()
+        .context("project.toml: `abstain`")?;
     if let Some(abstain) = &abstain {
-        ensure!(seen.contains(abstain), "project.toml: the abstain label `{abstain}` is not among the labels");
+        ensure!(
+            seen.contains(abstain),
+            "project.toml: the abstain label `{abstain}` is not among the labels"
+        );
     }
-    Ok(NewProject { name: file.name, question: file.question, labels, abstain })
+    Ok(NewProject {
+        name: file.name,
+        question: file.question,
+        labels,
+        abstain,
+    })
 }
 
 fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<HashMap<String, LabelId>> {
     let path = dir.join("labels.csv");
-    let mut reader = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let headers = reader.headers()?.clone();
     ensure!(
         headers.iter().map(str::trim).eq(["file", "label"]),
@@ -95,7 +120,10 @@ fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<HashMap<
             "labels.csv line {}: `{label}` is not a label of project.toml",
             line + 2
         );
-        ensure!(known.insert(file.clone(), label).is_none(), "labels.csv: `{file}` is listed twice");
+        ensure!(
+            known.insert(file.clone(), label).is_none(),
+            "labels.csv: `{file}` is listed twice"
+        );
     }
     Ok(known)
 }
@@ -115,7 +143,8 @@ pub fn sanitise_image(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
         img = img.thumbnail(SERVED_MAX_SIDE, SERVED_MAX_SIDE);
     }
     let mut out = Vec::new();
-    img.to_rgb8().write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+    img.to_rgb8()
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
     Ok(out)
 }
 
@@ -129,10 +158,17 @@ pub async fn import_project(store: &impl Store, dir: &Path) -> anyhow::Result<Im
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || name == "project.toml" || name == "labels.csv" || !entry.file_type()?.is_file() {
+        if name.starts_with('.')
+            || name == "project.toml"
+            || name == "labels.csv"
+            || !entry.file_type()?.is_file()
+        {
             continue;
         }
-        let ext = Path::new(&name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = Path::new(&name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
             bail!("{name}: only .png, .jpg and .jpeg images can be imported");
         }
@@ -143,24 +179,46 @@ pub async fn import_project(store: &impl Store, dir: &Path) -> anyhow::Result<Im
     for name in names {
         let path = dir.join(&name);
         let size = std::fs::metadata(&path)?.len();
-        ensure!(size <= MAX_IMAGE_FILE, "{name}: larger than {MAX_IMAGE_FILE} bytes");
+        ensure!(
+            size <= MAX_IMAGE_FILE,
+            "{name}: larger than {MAX_IMAGE_FILE} bytes"
+        );
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {name}"))?;
         let bytes = sanitise_image(&bytes).with_context(|| format!("{name}: not a usable image"))?;
         let known_label = known.remove(&name);
-        images.push(NewImage { name, content_type: "image/png".into(), bytes, known_label });
+        images.push(NewImage {
+            name,
+            content_type: "image/png".into(),
+            bytes,
+            known_label,
+        });
     }
     if let Some(missing) = known.keys().next() {
         bail!("labels.csv names `{missing}`, which is not an image of the folder");
     }
     let controls = images
         .iter()
-        .filter(|i| i.known_label.as_ref().is_some_and(|l| Some(l) != project.abstain.as_ref()))
+        .filter(|i| {
+            i.known_label
+                .as_ref()
+                .is_some_and(|l| Some(l) != project.abstain.as_ref())
+        })
         .count();
     let unknowns = images.iter().filter(|i| i.known_label.is_none()).count();
-    ensure!(controls >= 1, "at least one image needs a known label (other than the abstain label) to serve as a control");
-    ensure!(controls + unknowns >= 2, "a challenge shows two images: import at least two");
+    ensure!(
+        controls >= 1,
+        "at least one image needs a known label (other than the abstain label) to serve as a control"
+    );
+    ensure!(
+        controls + unknowns >= 2,
+        "a challenge shows two images: import at least two"
+    );
     let project = store.create_project(project, images).await?;
-    Ok(Imported { project, controls, unknowns })
+    Ok(Imported {
+        project,
+        controls,
+        unknowns,
+    })
 }
 
 /// A new site's credentials. The secret exists only here and in the operator's hands; the store keeps its hash.
@@ -173,29 +231,49 @@ pub struct NewSite {
 fn valid_hostname(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !host.starts_with(['.', '-'])
 }
 
-pub async fn create_site(store: &impl Store, hostnames: &[String], projects: &[ProjectId]) -> anyhow::Result<NewSite> {
+pub async fn create_site(
+    store: &impl Store,
+    hostnames: &[String],
+    projects: &[ProjectId],
+) -> anyhow::Result<NewSite> {
     ensure!(!hostnames.is_empty(), "give at least one --hostname");
     ensure!(!projects.is_empty(), "give at least one --project");
     let hostnames: Vec<String> = hostnames.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
     for host in &hostnames {
-        ensure!(valid_hostname(host), "`{host}` is not a host name (no scheme, no port, e.g. www.example.gouv.fr)");
+        ensure!(
+            valid_hostname(host),
+            "`{host}` is not a host name (no scheme, no port, e.g. www.example.gouv.fr)"
+        );
     }
     for project in projects {
-        ensure!(store.project(*project).await?.is_some(), "there is no project {project}");
+        ensure!(
+            store.project(*project).await?.is_some(),
+            "there is no project {project}"
+        );
     }
     let rng = SystemRandom::new();
     let mut bytes = [0u8; 36];
-    rng.fill(&mut bytes).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    rng.fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no system randomness"))?;
     let (uuid, secret) = bytes.split_at_mut(16);
     // RFC 4122 version 4, variant 1.
     uuid[6] = (uuid[6] & 0x0f) | 0x40;
     uuid[8] = (uuid[8] & 0x3f) | 0x80;
     let h = hex(uuid);
-    let sitekey = SiteKey::parse(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))?;
+    let sitekey = SiteKey::parse(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))?;
     let secret = SiteSecret::parse(format!("0x{}", hex(&secret[..20])))?;
     store
         .create_site(Site {
@@ -230,10 +308,18 @@ pub async fn export(
     format: ExportFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    ensure!(store.project(project).await?.is_some(), "there is no project {project}");
-    let images: BTreeMap<ImageId, _> = store.images(project).await?.into_iter().map(|i| (i.id, i)).collect();
+    ensure!(
+        store.project(project).await?.is_some(),
+        "there is no project {project}"
+    );
+    let images: BTreeMap<ImageId, _> = store
+        .images(project)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect();
     let contributions = store.contributions(project).await?;
-    let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     match what {
         ExportWhat::Contributions => {
             for c in contributions {
@@ -250,15 +336,26 @@ pub async fn export(
         ExportWhat::Labels => {
             let mut votes: HashMap<ImageId, BTreeMap<LabelId, u64>> = HashMap::new();
             for c in contributions {
-                *votes.entry(c.contribution.image).or_default().entry(c.contribution.label).or_default() += 1;
+                *votes
+                    .entry(c.contribution.image)
+                    .or_default()
+                    .entry(c.contribution.label)
+                    .or_default() += 1;
             }
             for image in images.values() {
                 let counts = votes.remove(&image.id).unwrap_or_default();
                 let total: u64 = counts.values().sum();
                 let (label, source, agreeing) = match &image.known_label {
-                    Some(label) => (Some(label.clone()), "gold", counts.get(label).copied().unwrap_or(0)),
+                    Some(label) => (
+                        Some(label.clone()),
+                        "gold",
+                        counts.get(label).copied().unwrap_or(0),
+                    ),
                     None => {
-                        let top = counts.iter().max_by_key(|(_, n)| **n).map(|(l, n)| (l.clone(), *n));
+                        let top = counts
+                            .iter()
+                            .max_by_key(|(_, n)| **n)
+                            .map(|(l, n)| (l.clone(), *n));
                         match top {
                             Some((label, n)) => (Some(label), "crowd", n),
                             None => (None, "none", 0),
@@ -266,10 +363,17 @@ pub async fn export(
                     }
                 };
                 #[allow(clippy::cast_precision_loss)] // vote counts are far below 2^52
-                let share = if total == 0 { serde_json::Value::Null } else { (agreeing as f64 / total as f64).into() };
+                let share = if total == 0 {
+                    serde_json::Value::Null
+                } else {
+                    (agreeing as f64 / total as f64).into()
+                };
                 rows.push(row([
                     ("image", image.name.as_str().into()),
-                    ("label", label.map_or(serde_json::Value::Null, |l| l.as_str().into())),
+                    (
+                        "label",
+                        label.map_or(serde_json::Value::Null, |l| l.as_str().into()),
+                    ),
                     ("source", source.into()),
                     ("votes", total.into()),
                     ("agreeing", agreeing.into()),
@@ -281,15 +385,25 @@ pub async fn export(
     write_rows(&rows, format, out)
 }
 
-fn row<const N: usize>(fields: [(&str, serde_json::Value); N]) -> serde_json::Map<String, serde_json::Value> {
-    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+/// One exported record, its fields in a fixed order (the CSV columns, and the JSON keys in the same order).
+struct Row(Vec<(&'static str, serde_json::Value)>);
+
+impl serde::Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
-fn write_rows(
-    rows: &[serde_json::Map<String, serde_json::Value>],
-    format: ExportFormat,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+fn row<const N: usize>(fields: [(&'static str, serde_json::Value); N]) -> Row {
+    Row(fields.into())
+}
+
+fn write_rows(rows: &[Row], format: ExportFormat, out: &mut impl Write) -> anyhow::Result<()> {
     match format {
         ExportFormat::Jsonl => {
             for r in rows {
@@ -300,10 +414,10 @@ fn write_rows(
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(out);
             if let Some(first) = rows.first() {
-                writer.write_record(first.keys())?;
+                writer.write_record(first.0.iter().map(|(k, _)| k))?;
             }
             for r in rows {
-                writer.write_record(r.values().map(|v| match v {
+                writer.write_record(r.0.iter().map(|(_, v)| match v {
                     serde_json::Value::String(s) => s.clone(),
                     serde_json::Value::Null => String::new(),
                     other => other.to_string(),

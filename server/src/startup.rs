@@ -38,18 +38,31 @@ impl Application {
     /// Opens the store, loads the key and binds the listener (port 0 picks a free port).
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings)?;
-        let key = TokenKey::load_or_generate(settings.signing_key.as_ref().map(|s| s.expose()), &settings.data_dir)?;
-        let listener =
-            TcpListener::bind(&settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let key = TokenKey::load_or_generate(
+            settings.signing_key.as_ref().map(|s| s.expose()),
+            &settings.data_dir,
+        )?;
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         let widget_dir = settings.widget_dir();
         if !widget_dir.join("widget.js").is_file() {
             tracing::warn!(dir = %widget_dir.display(), "the widget is not built: run `cargo xtask widget`");
         }
-        let state = web::Data::new(AppState { store, key, settings, widget_dir });
-        let server = HttpServer::new(move || App::new().wrap(TracingLogger::default()).app_data(state.clone()).configure(routes))
-            .listen(listener)?
-            .run();
+        let state = web::Data::new(AppState {
+            store,
+            key,
+            settings,
+            widget_dir,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(routes)
+        })
+        .listen(listener)?
+        .run();
         Ok(Self { server, addr })
     }
 
@@ -87,7 +100,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .into()
     }))
     .route(protocol::paths::HEALTHZ, web::get().to(health::healthz))
-    .route(protocol::paths::SITEVERIFY, web::post().to(siteverify::siteverify))
+    .route(
+        protocol::paths::SITEVERIFY,
+        web::post().to(siteverify::siteverify),
+    )
     .service(
         web::scope(protocol::paths::CHALLENGE)
             .wrap(widget_api_cors())
@@ -99,7 +115,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .wrap(middleware::Compress::default())
             .route(protocol::paths::WIDGET_LOADER, web::get().to(assets::loader))
-            .route(&format!("{}/{{name}}", protocol::paths::WIDGET_ASSETS), web::get().to(assets::asset))
+            .route(
+                &format!("{}/{{name}}", protocol::paths::WIDGET_ASSETS),
+                web::get().to(assets::asset),
+            )
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(protocol::ApiError {
                     success: false,

@@ -50,10 +50,16 @@ impl TokenKey {
     /// A key from raw secret bytes (at least 32). The key id is derived from the key so that rotating the key
     /// changes it.
     pub fn from_bytes(secret: &[u8]) -> anyhow::Result<Self> {
-        anyhow::ensure!(secret.len() >= 32, "the signing key must be at least 32 bytes long");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "the signing key must be at least 32 bytes long"
+        );
         let digest = ring::digest::digest(&ring::digest::SHA256, secret);
         let kid = hex(&digest.as_ref()[..4]);
-        Ok(Self { kid, key: hmac::Key::new(hmac::HMAC_SHA256, secret) })
+        Ok(Self {
+            kid,
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        })
     }
 
     /// The key from configuration (base64url or hex), else from `data_dir/signing.key`, generated there (mode
@@ -72,7 +78,9 @@ impl TokenKey {
             Ok(bytes) => Self::from_bytes(&bytes).with_context(|| format!("bad key in {}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; 32];
-                SystemRandom::new().fill(&mut bytes).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+                SystemRandom::new()
+                    .fill(&mut bytes)
+                    .map_err(|_| anyhow::anyhow!("no system randomness"))?;
                 std::fs::create_dir_all(data_dir)
                     .with_context(|| format!("cannot create {}", data_dir.display()))?;
                 write_private(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
@@ -89,8 +97,19 @@ impl TokenKey {
 
     pub fn sign(&self, claims: &Claims) -> String {
         let iat = claims.issued_at.to_string();
-        let mac = hmac::sign(&self.key, &self.mac_input(&claims.id, claims.sitekey.as_str(), &iat));
-        [VERSION, &self.kid, &claims.id, claims.sitekey.as_str(), &iat, &B64.encode(mac.as_ref())].join(".")
+        let mac = hmac::sign(
+            &self.key,
+            &self.mac_input(&claims.id, claims.sitekey.as_str(), &iat),
+        );
+        [
+            VERSION,
+            &self.kid,
+            &claims.id,
+            claims.sitekey.as_str(),
+            &iat,
+            &B64.encode(mac.as_ref()),
+        ]
+        .join(".")
     }
 
     /// Checks the format and the MAC (in constant time) and returns the claims. Does not check expiry or use.
@@ -99,7 +118,9 @@ impl TokenKey {
             return Err(TokenError::Malformed);
         }
         let parts: Vec<&str> = token.split('.').collect();
-        let [version, kid, id, sitekey, iat, mac] = parts.as_slice() else { return Err(TokenError::Malformed) };
+        let [version, kid, id, sitekey, iat, mac] = parts.as_slice() else {
+            return Err(TokenError::Malformed);
+        };
         if *version != VERSION || id.len() != 22 {
             return Err(TokenError::Malformed);
         }
@@ -108,7 +129,8 @@ impl TokenKey {
         if *kid != self.kid {
             return Err(TokenError::BadSignature);
         }
-        hmac::verify(&self.key, &self.mac_input(id, sitekey, iat), &mac).map_err(|_| TokenError::BadSignature)?;
+        hmac::verify(&self.key, &self.mac_input(id, sitekey, iat), &mac)
+            .map_err(|_| TokenError::BadSignature)?;
         // The fields are trusted from here on: they were signed by us.
         Ok(Claims {
             id: (*id).to_owned(),
@@ -119,7 +141,13 @@ impl TokenKey {
 
     fn mac_input(&self, id: &str, sitekey: &str, iat: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
-        for field in [PURPOSE, self.kid.as_bytes(), sitekey.as_bytes(), id.as_bytes(), iat.as_bytes()] {
+        for field in [
+            PURPOSE,
+            self.kid.as_bytes(),
+            sitekey.as_bytes(),
+            id.as_bytes(),
+            iat.as_bytes(),
+        ] {
             out.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
             out.extend_from_slice(field);
         }
@@ -131,23 +159,30 @@ impl TokenKey {
 pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
     // SystemRandom only fails when the OS has no randomness at all, where nothing secure can be done.
-    SystemRandom::new().fill(&mut bytes).expect("the operating system provides randomness");
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system provides randomness");
     B64.encode(bytes)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -191,7 +226,10 @@ mod tests {
             bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
             let mutated = String::from_utf8(bytes).unwrap();
             if mutated != token {
-                assert!(key().verify(&mutated).is_err(), "mutation at {i} accepted: {mutated}");
+                assert!(
+                    key().verify(&mutated).is_err(),
+                    "mutation at {i} accepted: {mutated}"
+                );
             }
         }
     }
@@ -213,6 +251,9 @@ mod tests {
         let first = TokenKey::load_or_generate(None, dir.path()).unwrap();
         let second = TokenKey::load_or_generate(None, dir.path()).unwrap();
         assert_eq!(first.kid(), second.kid());
-        assert_eq!(second.verify(&first.sign(&claims())).map(|c| c.issued_at), Ok(1_700_000_000));
+        assert_eq!(
+            second.verify(&first.sign(&claims())).map(|c| c.issued_at),
+            Ok(1_700_000_000)
+        );
     }
 }

@@ -26,7 +26,9 @@ fn content_type(name: &str) -> &'static str {
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 async fn serve(state: &AppState, name: &str) -> HttpResponse {
@@ -55,7 +57,11 @@ async fn serve(state: &AppState, name: &str) -> HttpResponse {
         }
         Err(e) => {
             tracing::error!(error = %e, path = %path.display(), "cannot read a widget asset");
-            error_reply(StatusCode::INTERNAL_SERVER_ERROR, "internal-error", "cannot read the asset")
+            error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "cannot read the asset",
+            )
         }
     }
 }

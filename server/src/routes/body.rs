@@ -32,14 +32,20 @@ impl BodyError {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
-            BodyError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+            BodyError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
             BodyError::Malformed(_) | BodyError::Read(_) => (StatusCode::BAD_REQUEST, "bad-request"),
         }
     }
 }
 
 /// Reads at most `limit` bytes; a longer body is refused without reading it all.
-pub async fn read_limited(mut payload: web::Payload, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub async fn read_limited(
+    mut payload: web::Payload,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -70,7 +76,11 @@ pub fn media_type(headers: &HeaderMap) -> String {
 
 /// Reads a JSON body of at most `limit` bytes into `T`. A missing Content-Type is accepted (some clients omit
 /// it); another one is refused.
-pub async fn json<T: DeserializeOwned>(payload: web::Payload, headers: &HeaderMap, limit: usize) -> Result<T, BodyError> {
+pub async fn json<T: DeserializeOwned>(
+    payload: web::Payload,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<T, BodyError> {
     let media = media_type(headers);
     if !(media.is_empty() || media == "application/json" || media == "text/plain") {
         return Err(BodyError::UnsupportedMediaType("application/json"));

@@ -95,13 +95,17 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<String, Challen
     if allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
         Ok(host)
     } else {
-        Err(ChallengeError::OriginNotAllowed(format!("the site does not allow pages on `{host}`")))
+        Err(ChallengeError::OriginNotAllowed(format!(
+            "the site does not allow pages on `{host}`"
+        )))
     }
 }
 
 fn image_alt(lang: Lang, position: usize, total: usize) -> String {
     match lang {
-        Lang::Fr => format!("Image {position} sur {total} : vue aérienne à décrire selon la question posée"),
+        Lang::Fr => {
+            format!("Image {position} sur {total}\u{a0}: vue aérienne à décrire selon la question posée")
+        }
         Lang::En => format!("Image {position} of {total}: aerial view to describe according to the question"),
     }
 }
@@ -114,7 +118,11 @@ pub async fn create(
 ) -> Result<HttpResponse, ChallengeError> {
     let request: ChallengeRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
     tracing::Span::current().record("sitekey", request.sitekey.as_str());
-    let site = state.store.site(&request.sitekey).await?.ok_or(ChallengeError::UnknownSitekey)?;
+    let site = state
+        .store
+        .site(&request.sitekey)
+        .await?
+        .ok_or(ChallengeError::UnknownSitekey)?;
     let hostname = check_origin(&req, &site.hostnames)?;
 
     // Try the site's projects in random order until one can make a challenge.
@@ -128,7 +136,11 @@ pub async fn create(
         }
     }
     let (project_id, mut slots) = picked.ok_or(ChallengeError::NothingToServe)?;
-    let project = state.store.project(project_id).await?.ok_or(ChallengeError::NothingToServe)?;
+    let project = state
+        .store
+        .project(project_id)
+        .await?
+        .ok_or(ChallengeError::NothingToServe)?;
     // The control's position must not be guessable.
     slots.shuffle(&mut rand::rng());
 
@@ -136,12 +148,16 @@ pub async fn create(
     let expires_at = now() + state.settings.challenge_ttl_secs;
     let total = slots.len();
     let challenge = protocol::Challenge {
-        challenge_id: protocol::ChallengeId::parse(id.clone()).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        challenge_id: protocol::ChallengeId::parse(id.clone())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
         question: project.question.get(request.lang).to_owned(),
         labels: project
             .labels
             .iter()
-            .map(|l| LabelChoice { id: l.id.clone(), text: l.text.get(request.lang).to_owned() })
+            .map(|l| LabelChoice {
+                id: l.id.clone(),
+                text: l.text.get(request.lang).to_owned(),
+            })
             .collect(),
         images: (0..total)
             .map(|n| ChallengeImage {
@@ -162,15 +178,28 @@ pub async fn create(
             expires_at,
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(challenge))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(challenge))
 }
 
 #[tracing::instrument(name = "challenge image", skip_all)]
-pub async fn image(path: web::Path<(String, usize)>, state: web::Data<AppState>) -> Result<HttpResponse, ChallengeError> {
+pub async fn image(
+    path: web::Path<(String, usize)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ChallengeError> {
     let (id, n) = path.into_inner();
-    let challenge = state.store.challenge(&id).await?.ok_or(ChallengeError::UnknownChallenge)?;
+    let challenge = state
+        .store
+        .challenge(&id)
+        .await?
+        .ok_or(ChallengeError::UnknownChallenge)?;
     let slot = challenge.slots.get(n).ok_or(ChallengeError::UnknownImage)?;
-    let data = state.store.image_data(slot.image).await?.ok_or(ChallengeError::UnknownImage)?;
+    let data = state
+        .store
+        .image_data(slot.image)
+        .await?
+        .ok_or(ChallengeError::UnknownImage)?;
     Ok(HttpResponse::Ok()
         .content_type(data.content_type)
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -189,17 +218,32 @@ pub async fn answer(
     let id = path.into_inner();
     let request: AnswerRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
     // Everything is checked before the challenge is consumed, so that bad input changes nothing.
-    let challenge = state.store.challenge(&id).await?.ok_or(ChallengeError::UnknownChallenge)?;
+    let challenge = state
+        .store
+        .challenge(&id)
+        .await?
+        .ok_or(ChallengeError::UnknownChallenge)?;
     check_origin(&req, std::slice::from_ref(&challenge.hostname))?;
     if request.answers.len() != challenge.slots.len() {
-        return Err(ChallengeError::WrongAnswerCount { expected: challenge.slots.len(), got: request.answers.len() });
+        return Err(ChallengeError::WrongAnswerCount {
+            expected: challenge.slots.len(),
+            got: request.answers.len(),
+        });
     }
-    let project = state.store.project(challenge.project).await?.ok_or(ChallengeError::UnknownChallenge)?;
+    let project = state
+        .store
+        .project(challenge.project)
+        .await?
+        .ok_or(ChallengeError::UnknownChallenge)?;
     if let Some(bad) = request.answers.iter().find(|a| !project.has_label(a)) {
         return Err(ChallengeError::InvalidLabel(bad.to_string()));
     }
     // Of concurrent answers to one challenge, exactly one gets past this line.
-    let challenge = state.store.take_challenge(&id).await?.ok_or(ChallengeError::UnknownChallenge)?;
+    let challenge = state
+        .store
+        .take_challenge(&id)
+        .await?
+        .ok_or(ChallengeError::UnknownChallenge)?;
 
     let passed = challenge
         .slots
@@ -234,7 +278,11 @@ pub async fn answer(
     }
 
     let lifetime = state.settings.token_lifetime_secs;
-    let claims = Claims { id: random_id(), sitekey: challenge.sitekey.clone(), issued_at: t };
+    let claims = Claims {
+        id: random_id(),
+        sitekey: challenge.sitekey.clone(),
+        issued_at: t,
+    };
     let token = state.key.sign(&claims);
     state
         .store
@@ -249,5 +297,10 @@ pub async fn answer(
     tracing::info!(outcome = "passed", "challenge passed");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(AnswerResponse { success: true, token: Some(token), expires_in: Some(lifetime), error: None }))
+        .json(AnswerResponse {
+            success: true,
+            token: Some(token),
+            expires_in: Some(lifetime),
+            error: None,
+        }))
 }

@@ -7,8 +7,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use protocol::siteverify_errors as codes;
-use subtle::ConstantTimeEq as _;
 use protocol::{SiteKey, SiteSecret, SiteverifyRequest, SiteverifyResponse};
+use subtle::ConstantTimeEq as _;
 
 use super::body::{self, BodyError};
 use crate::model::{now, rfc3339};
@@ -41,7 +41,9 @@ async fn parse(req: &HttpRequest, payload: web::Payload) -> Result<SiteverifyReq
         "" | "application/x-www-form-urlencoded" => {
             serde_urlencoded::from_bytes(&raw).map_err(|e| BodyError::Malformed(e.to_string()))
         }
-        _ => Err(BodyError::UnsupportedMediaType("application/x-www-form-urlencoded or application/json")),
+        _ => Err(BodyError::UnsupportedMediaType(
+            "application/x-www-form-urlencoded or application/json",
+        )),
     }
 }
 
@@ -108,11 +110,13 @@ async fn verify(request: SiteverifyRequest, state: &AppState) -> Result<Siteveri
         .is_some_and(|site| bool::from(site.secret_hash.as_bytes().ct_eq(hash.as_bytes())));
     if !owns_token {
         // Tell a secret of another site (a configuration mistake worth naming) from an unknown one.
-        return Err(Failure::Code(if state.store.site_by_secret_hash(&hash).await?.is_some() {
-            codes::SITEKEY_SECRET_MISMATCH
-        } else {
-            codes::INVALID_INPUT_SECRET
-        }));
+        return Err(Failure::Code(
+            if state.store.site_by_secret_hash(&hash).await?.is_some() {
+                codes::SITEKEY_SECRET_MISMATCH
+            } else {
+                codes::INVALID_INPUT_SECRET
+            },
+        ));
     }
     if let Some(expected) = request.sitekey.filter(|s| !s.is_empty()) {
         if SiteKey::parse(expected).ok().as_ref() != Some(&claims.sitekey) {
@@ -123,7 +127,11 @@ async fn verify(request: SiteverifyRequest, state: &AppState) -> Result<Siteveri
         return Err(Failure::Code(codes::TIMEOUT_OR_DUPLICATE));
     }
     // Single use: of concurrent redemptions, exactly one gets the record.
-    let record = state.store.take_token(&claims.id).await?.ok_or(Failure::Code(codes::TIMEOUT_OR_DUPLICATE))?;
+    let record = state
+        .store
+        .take_token(&claims.id)
+        .await?
+        .ok_or(Failure::Code(codes::TIMEOUT_OR_DUPLICATE))?;
     if record.sitekey != claims.sitekey {
         return Err(Failure::Code(codes::INVALID_INPUT_RESPONSE));
     }

@@ -60,7 +60,8 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 impl EmbeddedStore {
     /// Opens (or creates) the database in `dir/cobot.redb` and loads the serving index.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("cobot.redb");
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
@@ -101,7 +102,10 @@ impl EmbeddedStore {
             out
         };
         let table = txn.open_table(IMAGES).map_err(unavailable)?;
-        let mut serving = self.serving.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut serving = self
+            .serving
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for row in table.iter().map_err(unavailable)? {
             let (_, v) = row.map_err(unavailable)?;
             let meta: ImageMeta = decode(v.value())?;
@@ -118,7 +122,9 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(unavailable)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(unavailable)?
     }
 }
 
@@ -133,12 +139,19 @@ fn index_image(index: &mut ServingIndex, meta: &ImageMeta, abstain: Option<&Labe
 
 fn next_id(txn: &redb::WriteTransaction, counter: &str) -> Result<u64, StoreError> {
     let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
-    let next = counters.get(counter).map_err(unavailable)?.map_or(1, |v| v.value());
+    let next = counters
+        .get(counter)
+        .map_err(unavailable)?
+        .map_or(1, |v| v.value());
     counters.insert(counter, next + 1).map_err(unavailable)?;
     Ok(next)
 }
 
-fn get_json<K, T>(db: &Database, table: TableDefinition<K, &[u8]>, key: K::SelfType<'_>) -> Result<Option<T>, StoreError>
+fn get_json<K, T>(
+    db: &Database,
+    table: TableDefinition<K, &[u8]>,
+    key: K::SelfType<'_>,
+) -> Result<Option<T>, StoreError>
 where
     K: redb::Key + 'static,
     T: serde::de::DeserializeOwned,
@@ -150,7 +163,11 @@ where
 }
 
 impl Store for EmbeddedStore {
-    async fn create_project(&self, project: NewProject, images: Vec<NewImage>) -> Result<Project, StoreError> {
+    async fn create_project(
+        &self,
+        project: NewProject,
+        images: Vec<NewImage>,
+    ) -> Result<Project, StoreError> {
         let (project, metas) = self
             .blocking(move |db| {
                 let txn = db.begin_write().map_err(unavailable)?;
@@ -166,7 +183,9 @@ impl Store for EmbeddedStore {
                 let mut metas = Vec::with_capacity(images.len());
                 {
                     let mut projects = txn.open_table(PROJECTS).map_err(unavailable)?;
-                    projects.insert(id.0, encode(&project)?.as_slice()).map_err(unavailable)?;
+                    projects
+                        .insert(id.0, encode(&project)?.as_slice())
+                        .map_err(unavailable)?;
                 }
                 for image in images {
                     let image_id = ImageId(next_id(&txn, "image")?);
@@ -191,7 +210,10 @@ impl Store for EmbeddedStore {
                 Ok((project, metas))
             })
             .await?;
-        let mut serving = self.serving.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut serving = self
+            .serving
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let index = serving.entry(project.id).or_default();
         for meta in &metas {
             index_image(index, meta, project.abstain.as_ref());
@@ -222,29 +244,60 @@ impl Store for EmbeddedStore {
 
     async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError> {
         self.blocking(move |db| {
-            let Some(meta) = get_json::<u64, ImageMeta>(db, IMAGES, id.0)? else { return Ok(None) };
+            let Some(meta) = get_json::<u64, ImageMeta>(db, IMAGES, id.0)? else {
+                return Ok(None);
+            };
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(IMAGE_BYTES).map_err(unavailable)?;
             let bytes = table.get(id.0).map_err(unavailable)?.map(|v| v.value().to_vec());
-            Ok(bytes.map(|bytes| ImageData { content_type: meta.content_type, bytes }))
+            Ok(bytes.map(|bytes| ImageData {
+                content_type: meta.content_type,
+                bytes,
+            }))
         })
         .await
     }
 
     async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError> {
-        let serving = self.serving.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(index) = serving.get(&project) else { return Ok(None) };
+        let serving = self
+            .serving
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(index) = serving.get(&project) else {
+            return Ok(None);
+        };
         let mut rng = rand::rng();
-        let Some((control, label)) = index.controls.choose(&mut rng) else { return Ok(None) };
-        let control = Slot { image: *control, expected: Some(label.clone()) };
+        let Some((control, label)) = index.controls.choose(&mut rng) else {
+            return Ok(None);
+        };
+        let control = Slot {
+            image: *control,
+            expected: Some(label.clone()),
+        };
         if let Some(unknown) = index.unknowns.choose(&mut rng) {
-            return Ok(Some([control, Slot { image: *unknown, expected: None }]));
+            return Ok(Some([
+                control,
+                Slot {
+                    image: *unknown,
+                    expected: None,
+                },
+            ]));
         }
         // No unknown left: a second control keeps the check working, and harvests nothing.
-        let others: Vec<_> = index.controls.iter().filter(|(id, _)| *id != control.image).collect();
-        Ok(others
-            .choose(&mut rng)
-            .map(|(id, label)| [control, Slot { image: *id, expected: Some(label.clone()) }]))
+        let others: Vec<_> = index
+            .controls
+            .iter()
+            .filter(|(id, _)| *id != control.image)
+            .collect();
+        Ok(others.choose(&mut rng).map(|(id, label)| {
+            [
+                control,
+                Slot {
+                    image: *id,
+                    expected: Some(label.clone()),
+                },
+            ]
+        }))
     }
 
     async fn create_site(&self, site: Site) -> Result<(), StoreError> {
@@ -253,11 +306,18 @@ impl Store for EmbeddedStore {
             {
                 let mut sites = txn.open_table(SITES).map_err(unavailable)?;
                 if sites.get(site.sitekey.as_str()).map_err(unavailable)?.is_some() {
-                    return Err(StoreError::Conflict(format!("site {} exists already", site.sitekey)));
+                    return Err(StoreError::Conflict(format!(
+                        "site {} exists already",
+                        site.sitekey
+                    )));
                 }
-                sites.insert(site.sitekey.as_str(), encode(&site)?.as_slice()).map_err(unavailable)?;
+                sites
+                    .insert(site.sitekey.as_str(), encode(&site)?.as_slice())
+                    .map_err(unavailable)?;
                 let mut secrets = txn.open_table(SITE_SECRETS).map_err(unavailable)?;
-                secrets.insert(site.secret_hash.as_str(), site.sitekey.as_str()).map_err(unavailable)?;
+                secrets
+                    .insert(site.secret_hash.as_str(), site.sitekey.as_str())
+                    .map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
         })
@@ -301,7 +361,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_token(&self, token: TokenState) -> Result<(), StoreError> {
-        self.tokens.insert(token.id.clone(), token.expires_at, token).map_err(|()| StoreError::Full("tokens"))
+        self.tokens
+            .insert(token.id.clone(), token.expires_at, token)
+            .map_err(|()| StoreError::Full("tokens"))
     }
 
     async fn take_token(&self, id: &str) -> Result<Option<TokenState>, StoreError> {
@@ -332,7 +394,10 @@ impl Store for EmbeddedStore {
                 let (k, v) = row.map_err(unavailable)?;
                 let contribution: Contribution = decode(v.value())?;
                 if contribution.project == project {
-                    out.push(StoredContribution { seq: k.value(), contribution });
+                    out.push(StoredContribution {
+                        seq: k.value(),
+                        contribution,
+                    });
                 }
             }
             Ok(out)

@@ -16,7 +16,10 @@ pub struct ExpiringMap<V> {
 
 impl<V: Clone> ExpiringMap<V> {
     pub fn new(capacity: usize) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), capacity }
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 
     /// Inserts unless the map is full of live entries; expired ones are swept first when it looks full.
@@ -35,19 +38,27 @@ impl<V: Clone> ExpiringMap<V> {
 
     pub fn get(&self, key: &str) -> Option<V> {
         let entries = self.lock();
-        entries.get(key).filter(|(exp, _)| *exp > now()).map(|(_, v)| v.clone())
+        entries
+            .get(key)
+            .filter(|(exp, _)| *exp > now())
+            .map(|(_, v)| v.clone())
     }
 
     /// Removes and returns a live entry. The mutex makes this the single point where one caller wins.
     pub fn take(&self, key: &str) -> Option<V> {
         let mut entries = self.lock();
-        entries.remove(key).filter(|(exp, _)| *exp > now()).map(|(_, v)| v)
+        entries
+            .remove(key)
+            .filter(|(exp, _)| *exp > now())
+            .map(|(_, v)| v)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (UnixTime, V)>> {
         // A panic while holding the lock cannot leave the map half-updated (each operation is one call on
         // the HashMap), so a poisoned lock is still safe to use.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -46,7 +46,8 @@ pub struct StoredContribution {
 #[allow(async_fn_in_trait)]
 pub trait Store: Send + Sync + 'static {
     // Projects and images: durable.
-    async fn create_project(&self, project: NewProject, images: Vec<NewImage>) -> Result<Project, StoreError>;
+    async fn create_project(&self, project: NewProject, images: Vec<NewImage>)
+    -> Result<Project, StoreError>;
     async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
     async fn images(&self, project: ProjectId) -> Result<Vec<ImageMeta>, StoreError>;
     async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError>;
@@ -88,7 +89,11 @@ macro_rules! dispatch {
 }
 
 impl Store for AnyStore {
-    async fn create_project(&self, project: NewProject, images: Vec<NewImage>) -> Result<Project, StoreError> {
+    async fn create_project(
+        &self,
+        project: NewProject,
+        images: Vec<NewImage>,
+    ) -> Result<Project, StoreError> {
         dispatch!(self, s => s.create_project(project, images).await)
     }
     async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
