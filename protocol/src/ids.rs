@@ -106,7 +106,11 @@ fn check_uuid(s: &str) -> Result<(), &'static str> {
         return Err("expected a UUID such as 6f1c2a9e-3b4d-4c5e-8f70-0123456789ab");
     }
     for (i, &b) in bytes.iter().enumerate() {
-        let ok = if matches!(i, 8 | 13 | 18 | 23) { b == b'-' } else { is_lower_hex(b) };
+        let ok = if matches!(i, 8 | 13 | 18 | 23) {
+            b == b'-'
+        } else {
+            is_lower_hex(b)
+        };
         if !ok {
             return Err("expected a lower-case UUID such as 6f1c2a9e-3b4d-4c5e-8f70-0123456789ab");
         }
@@ -125,7 +129,9 @@ fn check_label(s: &str) -> Result<(), &'static str> {
     if s.is_empty() || s.len() > 64 {
         return Err("expected 1 to 64 characters");
     }
-    if s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+    if s.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
         Ok(())
     } else {
         Err("expected only a-z, 0-9, '_' and '-'")
@@ -133,7 +139,10 @@ fn check_label(s: &str) -> Result<(), &'static str> {
 }
 
 fn check_challenge_id(s: &str) -> Result<(), &'static str> {
-    if s.len() == 22 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if s.len() == 22
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         Ok(())
     } else {
         Err("expected 22 base64url characters")
@@ -174,6 +183,9 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let err = LabelId::parse("bad label").unwrap_err();
-        assert_eq!(err.to_string(), "invalid label: expected only a-z, 0-9, '_' and '-'");
+        assert_eq!(
+            err.to_string(),
+            "invalid label: expected only a-z, 0-9, '_' and '-'"
+        );
     }
 }

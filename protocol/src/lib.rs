@@ -43,7 +43,11 @@ impl Lang {
     /// Parses a language tag loosely (`"en"`, `"en-GB"`, `"FR"`); anything not English is French.
     pub fn from_tag(tag: &str) -> Self {
         let primary = tag.split(['-', '_']).next().unwrap_or_default();
-        if primary.eq_ignore_ascii_case("en") { Lang::En } else { Lang::Fr }
+        if primary.eq_ignore_ascii_case("en") {
+            Lang::En
+        } else {
+            Lang::Fr
+        }
     }
 
     pub fn as_str(self) -> &'static str {

@@ -8,9 +8,9 @@
 #![allow(clippy::print_stdout)] // this binary talks to a developer on its standard output
 
 mod demo;
+mod testing;
 mod tools;
 mod widget;
-mod testing;
 
 use anyhow::{Result, bail};
 

@@ -11,7 +11,10 @@ use anyhow::{Context, Result, bail};
 
 /// The workspace root (the parent of this crate's folder).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// `target/` of the workspace, honouring `CARGO_TARGET_DIR`.
@@ -42,22 +45,39 @@ pub fn on_path(program: &str) -> bool {
 
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// Makes sure each `(program, apt package)` pair is installed, with one `apt-get install` for the missing ones.
 pub fn ensure_apt(needs: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = needs.iter().filter(|(prog, _)| !on_path(prog)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|(prog, _)| !on_path(prog))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     println!("xtask: installing {} with apt-get", missing.join(" "));
     if !on_path("apt-get") {
-        bail!("missing {}: install these packages by hand (no apt-get here)", missing.join(" "));
+        bail!(
+            "missing {}: install these packages by hand (no apt-get here)",
+            missing.join(" ")
+        );
     }
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     let sudo = |args: &[&str]| {
-        let mut cmd = if root { Command::new(args[0]) } else { Command::new("sudo") };
+        let mut cmd = if root {
+            Command::new(args[0])
+        } else {
+            Command::new("sudo")
+        };
         if root {
             cmd.args(&args[1..]);
         } else {
