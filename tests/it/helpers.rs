@@ -178,8 +178,9 @@ impl TestApp {
         )
         .trim()
         .to_owned();
-        let site = create_site(dir.path(), HOSTNAME, &project);
-        let other_site = create_site(dir.path(), "other.example", &project);
+        // The browser tests load the demo site from 127.0.0.1.
+        let site = create_site(dir.path(), &[HOSTNAME, "127.0.0.1"], &project);
+        let other_site = create_site(dir.path(), &["other.example"], &project);
         let server = ServerProcess::start(dir.path(), env);
         Self {
             dir,

@@ -17,7 +17,7 @@ fn a_site_gets_a_uuid_sitekey_and_a_0x_secret_shown_once() {
         dir.path(),
         &["project", "import", project_fixture().to_str().unwrap()],
     );
-    let site = create_site(dir.path(), "www.example.gouv.fr", project.trim());
+    let site = create_site(dir.path(), &["www.example.gouv.fr"], project.trim());
     assert!(
         protocol::SiteKey::parse(site.sitekey.clone()).is_ok(),
         "{}",
