@@ -38,25 +38,23 @@ pub fn Captcha(props: &CaptchaProps) -> Html {
             Phase::Failed(error) => Outcome::Failed(error.code().to_owned()),
             _ => Outcome::Pending,
         };
-        use_effect_with(outcome, move |outcome| {
-            match outcome {
-                Outcome::Verified(token) => {
-                    host::set_response(&host, &config, token);
-                    host::call(&config.callback, Some(token));
-                    host::emit(&host, "verified", Some(("token", token)));
-                }
-                Outcome::Expired => {
-                    host::set_response(&host, &config, "");
-                    host::call(&config.expired_callback, None);
-                    host::emit(&host, "expired", None);
-                }
-                Outcome::Failed(code) => {
-                    host::set_response(&host, &config, "");
-                    host::call(&config.error_callback, Some(code));
-                    host::emit(&host, "error", Some(("error", code)));
-                }
-                Outcome::Pending => {}
+        use_effect_with(outcome, move |outcome| match outcome {
+            Outcome::Verified(token) => {
+                host::set_response(&host, &config, token);
+                host::call(&config.callback, Some(token));
+                host::emit(&host, "verified", Some(("token", token)));
             }
+            Outcome::Expired => {
+                host::set_response(&host, &config, "");
+                host::call(&config.expired_callback, None);
+                host::emit(&host, "expired", None);
+            }
+            Outcome::Failed(code) => {
+                host::set_response(&host, &config, "");
+                host::call(&config.error_callback, Some(code));
+                host::emit(&host, "error", Some(("error", code)));
+            }
+            Outcome::Pending => {}
         });
     }
 

@@ -25,21 +25,34 @@ impl UseChallengeHandle {
 
     /// Sends the answers; on a wrong answer, fetches the next challenge.
     pub fn submit(&self) {
-        let Some(answers) = self.state.chosen_labels() else { return };
-        let Some(challenge) = self.state.challenge.clone() else { return };
+        let Some(answers) = self.state.chosen_labels() else {
+            return;
+        };
+        let Some(challenge) = self.state.challenge.clone() else {
+            return;
+        };
         if self.state.phase != Phase::Answering {
             return;
         }
         self.state.dispatch(Action::Submit);
         let this = self.clone();
         spawn_local(async move {
-            let verdict = services::submit_answers(&this.config.base, &challenge.challenge_id, &answers).await;
-            let load_next = matches!(verdict, Ok(Verdict::WrongAnswer) | Err(ServiceError::Api { status: 404 | 410, .. }));
+            let verdict =
+                services::submit_answers(&this.config.base, &challenge.challenge_id, &answers).await;
+            let load_next = matches!(
+                verdict,
+                Ok(Verdict::WrongAnswer)
+                    | Err(ServiceError::Api {
+                        status: 404 | 410,
+                        ..
+                    })
+            );
             match verdict {
                 Ok(Verdict::Passed { token, expires_in }) => {
                     // Read before dispatching: the reducer bumps it for this very token.
                     let generation = this.state.generation + 1;
-                    this.state.dispatch(Action::Answered(Verdict::Passed { token, expires_in }));
+                    this.state
+                        .dispatch(Action::Answered(Verdict::Passed { token, expires_in }));
                     sleep(Duration::from_secs(u64::from(expires_in))).await;
                     this.state.dispatch(Action::Expire(generation));
                 }

@@ -67,16 +67,27 @@ impl Config {
         };
         let callback = |keys: &[&str], attr: &str| -> JsValue {
             let v = option(keys);
-            if v.is_undefined() { host.get_attribute(attr).map_or(JsValue::UNDEFINED, JsValue::from) } else { v }
+            if v.is_undefined() {
+                host.get_attribute(attr).map_or(JsValue::UNDEFINED, JsValue::from)
+            } else {
+                v
+            }
         };
         Config {
             base: base.to_owned(),
             sitekey: text(&["sitekey"], "data-sitekey").and_then(|k| SiteKey::parse(k.trim()).ok()),
-            lang: text(&["lang", "hl"], "data-lang").map(|l| Lang::from_tag(&l)).unwrap_or_default(),
-            theme: text(&["theme"], "data-theme").map(|t| Theme::parse(&t)).unwrap_or_default(),
-            field_name: text(&["response-field-name", "responseFieldName"], "data-response-field-name")
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| DEFAULT_FIELD_NAME.into()),
+            lang: text(&["lang", "hl"], "data-lang")
+                .map(|l| Lang::from_tag(&l))
+                .unwrap_or_default(),
+            theme: text(&["theme"], "data-theme")
+                .map(|t| Theme::parse(&t))
+                .unwrap_or_default(),
+            field_name: text(
+                &["response-field-name", "responseFieldName"],
+                "data-response-field-name",
+            )
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_FIELD_NAME.into()),
             callback: callback(&["callback"], "data-callback"),
             expired_callback: callback(&["expired-callback", "expiredCallback"], "data-expired-callback"),
             error_callback: callback(&["error-callback", "errorCallback"], "data-error-callback"),
@@ -94,7 +105,12 @@ pub fn response_field(host: &Element, name: &str) -> Option<HtmlInputElement> {
     if existing.is_some() {
         return existing;
     }
-    let input: HtmlInputElement = host.owner_document()?.create_element("input").ok()?.dyn_into().ok()?;
+    let input: HtmlInputElement = host
+        .owner_document()?
+        .create_element("input")
+        .ok()?
+        .dyn_into()
+        .ok()?;
     input.set_type("hidden");
     input.set_name(name);
     host.append_child(&input).ok()?;
@@ -110,7 +126,9 @@ pub fn set_response(host: &Element, config: &Config, token: &str) {
 
 /// The token currently in the hidden field, empty when there is none.
 pub fn response(host: &Element, config: &Config) -> String {
-    response_field(host, &config.field_name).map(|f| f.value()).unwrap_or_default()
+    response_field(host, &config.field_name)
+        .map(|f| f.value())
+        .unwrap_or_default()
 }
 
 /// Calls an integrator callback given as a function or a global function's name. What it throws is its own

@@ -8,6 +8,13 @@
 //! Each widget renders in an open shadow root of its host `<div>` (the page's CSS cannot reach in, ours
 //! cannot leak out) and keeps its token in a hidden `<input>` in the light DOM, where the form submits it.
 
+// A simpler allocator than the default dlmalloc: the widget allocates little, and every byte of wasm is
+// downloaded by every citizen. It coalesces freed blocks, so a long-lived page does not leak.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
 pub mod app;
 pub mod hooks;
 pub mod host;
@@ -47,7 +54,9 @@ pub fn start(base: &str, explicit: bool) {
     if explicit {
         return;
     }
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
     if let Ok(hosts) = document.query_selector_all(".cobot-captcha") {
         for i in 0..hosts.length() {
             if let Some(host) = hosts.item(i).and_then(|n| n.dyn_into::<HtmlElement>().ok()) {
@@ -62,12 +71,21 @@ pub fn start(base: &str, explicit: bool) {
 #[wasm_bindgen]
 pub fn render(container: &JsValue, options: JsValue) -> Result<u32, JsError> {
     let host = find_host(container).ok_or_else(|| JsError::new("cobot: container element not found"))?;
-    if let Some(id) = WIDGETS.with(|w| w.borrow().iter().position(|m| m.as_ref().is_some_and(|m| m.host == host))) {
+    if let Some(id) = WIDGETS.with(|w| {
+        w.borrow()
+            .iter()
+            .position(|m| m.as_ref().is_some_and(|m| m.host == host))
+    }) {
         return Ok(index_to_id(id));
     }
     let base = BASE.with(|b| b.borrow().clone());
     let (config, app) = mount(&base, &host, &options)?;
-    let mounted = Mounted { host, options, config, app };
+    let mounted = Mounted {
+        host,
+        options,
+        config,
+        app,
+    };
     Ok(WIDGETS.with(|w| {
         let mut w = w.borrow_mut();
         w.push(Some(mounted));
@@ -77,7 +95,11 @@ pub fn render(container: &JsValue, options: JsValue) -> Result<u32, JsError> {
 
 /// Renders a widget into `host` with the server at `base`; what [`render`] does once the id is assigned.
 /// Public so that component tests can mount a widget without the loader.
-pub fn mount(base: &str, host: &HtmlElement, options: &JsValue) -> Result<(Rc<Config>, AppHandle<Captcha>), JsError> {
+pub fn mount(
+    base: &str,
+    host: &HtmlElement,
+    options: &JsValue,
+) -> Result<(Rc<Config>, AppHandle<Captcha>), JsError> {
     let config = Rc::new(Config::read(base, host, options));
     let shadow = match host.shadow_root() {
         Some(shadow) => shadow,
@@ -90,21 +112,36 @@ pub fn mount(base: &str, host: &HtmlElement, options: &JsValue) -> Result<(Rc<Co
         .owner_document()
         .and_then(|d| d.create_element("div").ok())
         .ok_or_else(|| JsError::new("cobot: no document"))?;
-    shadow.append_child(&root).map_err(|_| JsError::new("cobot: cannot render"))?;
+    shadow
+        .append_child(&root)
+        .map_err(|_| JsError::new("cobot: cannot render"))?;
     host::set_response(host, &config, "");
-    let props = CaptchaProps { config: config.clone(), host: host.clone() };
-    Ok((config, yew::Renderer::<Captcha>::with_root_and_props(root, props).render()))
+    let props = CaptchaProps {
+        config: config.clone(),
+        host: host.clone(),
+    };
+    Ok((
+        config,
+        yew::Renderer::<Captcha>::with_root_and_props(root, props).render(),
+    ))
 }
 
 /// `cobot.reset(id?)`: clears the token and starts a new check (the first widget when no id is given).
 #[wasm_bindgen]
 pub fn reset(id: Option<u32>) -> Result<(), JsError> {
     let Some(index) = find(id) else { return Ok(()) };
-    let Some(old) = WIDGETS.with(|w| w.borrow_mut().get_mut(index).and_then(Option::take)) else { return Ok(()) };
+    let Some(old) = WIDGETS.with(|w| w.borrow_mut().get_mut(index).and_then(Option::take)) else {
+        return Ok(());
+    };
     old.app.destroy();
     let base = BASE.with(|b| b.borrow().clone());
     let (config, app) = mount(&base, &old.host, &old.options)?;
-    let mounted = Mounted { host: old.host, options: old.options, config, app };
+    let mounted = Mounted {
+        host: old.host,
+        options: old.options,
+        config,
+        app,
+    };
     WIDGETS.with(|w| {
         if let Some(slot) = w.borrow_mut().get_mut(index) {
             *slot = Some(mounted);
@@ -116,9 +153,15 @@ pub fn reset(id: Option<u32>) -> Result<(), JsError> {
 /// `cobot.getResponse(id?)`: the current token, or `""` when the check is not (or no longer) passed.
 #[wasm_bindgen(js_name = getResponse)]
 pub fn get_response(id: Option<u32>) -> String {
-    let Some(index) = find(id) else { return String::new() };
+    let Some(index) = find(id) else {
+        return String::new();
+    };
     WIDGETS.with(|w| {
-        w.borrow().get(index).and_then(Option::as_ref).map(|m| host::response(&m.host, &m.config)).unwrap_or_default()
+        w.borrow()
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|m| host::response(&m.host, &m.config))
+            .unwrap_or_default()
     })
 }
 
@@ -126,7 +169,9 @@ pub fn get_response(id: Option<u32>) -> String {
 #[wasm_bindgen]
 pub fn remove(id: Option<u32>) {
     let Some(index) = find(id) else { return };
-    let Some(old) = WIDGETS.with(|w| w.borrow_mut().get_mut(index).and_then(Option::take)) else { return };
+    let Some(old) = WIDGETS.with(|w| w.borrow_mut().get_mut(index).and_then(Option::take)) else {
+        return;
+    };
     old.app.destroy();
     if let Some(shadow) = old.host.shadow_root() {
         shadow.set_inner_html("");
@@ -158,7 +203,10 @@ fn index_to_id(index: usize) -> u32 {
 fn find_host(container: &JsValue) -> Option<HtmlElement> {
     if let Some(id) = container.as_string() {
         let document = web_sys::window()?.document()?;
-        return document.get_element_by_id(id.trim_start_matches('#'))?.dyn_into().ok();
+        return document
+            .get_element_by_id(id.trim_start_matches('#'))?
+            .dyn_into()
+            .ok();
     }
     container.clone().dyn_into().ok()
 }

@@ -6,7 +6,8 @@
 
 use js_sys::{Array, JSON, Object, Reflect};
 use protocol::{
-    AnswerResponse, ApiError, Challenge, ChallengeId, ChallengeImage, LabelChoice, LabelId, Lang, SiteKey, paths,
+    AnswerResponse, ApiError, Challenge, ChallengeId, ChallengeImage, LabelChoice, LabelId, Lang, SiteKey,
+    paths,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -59,7 +60,10 @@ pub async fn submit_answers(
     challenge_id: &ChallengeId,
     answers: &[LabelId],
 ) -> Result<Verdict, ServiceError> {
-    let list = answers.iter().map(|a| JsValue::from_str(a.as_str())).collect::<Array>();
+    let list = answers
+        .iter()
+        .map(|a| JsValue::from_str(a.as_str()))
+        .collect::<Array>();
     let body = Object::new();
     set(&body, "answers", &list);
     let reply = post_json(&join(base, &paths::answer(challenge_id.as_str())), &body).await?;
@@ -70,7 +74,12 @@ pub async fn submit_answers(
         error: get_string(&reply, "error"),
     };
     match reply {
-        AnswerResponse { success: true, token: Some(token), expires_in, .. } if !token.is_empty() => {
+        AnswerResponse {
+            success: true,
+            token: Some(token),
+            expires_in,
+            ..
+        } if !token.is_empty() => {
             // Without a lifetime, assume the contract's default of five minutes.
             let expires_in = expires_in.map_or(300, |s| u32::try_from(s).unwrap_or(u32::MAX));
             Ok(Verdict::Passed { token, expires_in })
@@ -120,7 +129,10 @@ async fn post_json(url: &str, body: &Object) -> Result<JsValue, ServiceError> {
             message: get_string(&body, "message").unwrap_or_default(),
         })
     });
-    Err(ServiceError::Api { status, code: error.map_or_else(|| "http-error".into(), |e| e.error) })
+    Err(ServiceError::Api {
+        status,
+        code: error.map_or_else(|| "http-error".into(), |e| e.error),
+    })
 }
 
 fn parse_challenge(v: &JsValue) -> Option<Challenge> {
@@ -128,7 +140,12 @@ fn parse_challenge(v: &JsValue) -> Option<Challenge> {
         .dyn_into::<Array>()
         .ok()?
         .iter()
-        .map(|l| Some(LabelChoice { id: LabelId::parse(get_string(&l, "id")?).ok()?, text: get_string(&l, "text")? }))
+        .map(|l| {
+            Some(LabelChoice {
+                id: LabelId::parse(get_string(&l, "id")?).ok()?,
+                text: get_string(&l, "text")?,
+            })
+        })
         .collect::<Option<Vec<_>>>()?;
     let images = get(v, "images")
         .dyn_into::<Array>()
@@ -137,8 +154,10 @@ fn parse_challenge(v: &JsValue) -> Option<Challenge> {
         .map(|i| {
             let url = get_string(&i, "url")?;
             // Only paths on our own server: the widget must not make the browser call anyone else.
-            (url.starts_with('/') && !url.starts_with("//"))
-                .then(|| ChallengeImage { url, alt: get_string(&i, "alt").unwrap_or_default() })
+            (url.starts_with('/') && !url.starts_with("//")).then(|| ChallengeImage {
+                url,
+                alt: get_string(&i, "alt").unwrap_or_default(),
+            })
         })
         .collect::<Option<Vec<_>>>()?;
     if labels.is_empty() || images.is_empty() {

@@ -66,7 +66,10 @@ pub enum Action {
     Load,
     Loaded(Challenge),
     /// The citizen chose label `label` (an index into the challenge's labels) for image `image`.
-    Pick { image: usize, label: usize },
+    Pick {
+        image: usize,
+        label: usize,
+    },
     Submit,
     Answered(Verdict),
     Failed(ServiceError),
@@ -88,7 +91,10 @@ impl State {
     /// The chosen label ids, in image order, when every image has one.
     pub fn chosen_labels(&self) -> Option<Vec<LabelId>> {
         let challenge = self.challenge.as_ref()?;
-        self.answers.iter().map(|a| Some(challenge.labels.get((*a)?)?.id.clone())).collect()
+        self.answers
+            .iter()
+            .map(|a| Some(challenge.labels.get((*a)?)?.id.clone()))
+            .collect()
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -139,7 +145,9 @@ impl State {
                 self.focus_request += 1;
                 self.phase = Phase::Loading;
             }
-            Action::Failed(ServiceError::Api { status: 404 | 410, .. }) if self.phase == Phase::Checking => {
+            Action::Failed(ServiceError::Api {
+                status: 404 | 410, ..
+            }) if self.phase == Phase::Checking => {
                 // The challenge timed out on the server (or was already used): a new one is all it takes.
                 self.notice = Some(Notice::QuestionExpired);
                 self.focus_request += 1;

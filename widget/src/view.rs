@@ -119,7 +119,10 @@ fn error_text(t: &'static Texts, error: &ServiceError) -> &'static str {
         ServiceError::Api { status: 429, .. } => t.too_many,
         // No sitekey, or the server refuses the sitekey or the page's origin: a retry will not help, the
         // integrator must act.
-        ServiceError::Misconfigured | ServiceError::Api { status: 400 | 403, .. } => t.misconfigured,
+        ServiceError::Misconfigured
+        | ServiceError::Api {
+            status: 400 | 403, ..
+        } => t.misconfigured,
         ServiceError::Api { .. } | ServiceError::BadReply => t.server_error,
     }
 }

@@ -277,10 +277,10 @@ fn locked_wasm_bindgen_version() -> Result<String> {
         fs::read_to_string(tools::workspace_root().join("Cargo.lock")).context("cannot read Cargo.lock")?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == r#"name = "wasm-bindgen""# {
-            if let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = ")) {
-                return Ok(version.trim_matches('"').to_owned());
-            }
+        if line.trim() == r#"name = "wasm-bindgen""#
+            && let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = "))
+        {
+            return Ok(version.trim_matches('"').to_owned());
         }
     }
     bail!("wasm-bindgen is not in Cargo.lock: does the widget depend on it?")
