@@ -37,30 +37,50 @@
 //!   top label reaches [`Policy::threshold`] *and* at least [`Policy::min_agreeing`] distinct sources voted
 //!   for it (never fewer than two, whatever the policy says); it is contested after [`Policy::max_votes`].
 //! - [`online::priority`] scores an open image for serving: higher means "show it sooner"; `None` means
-//!   "do not serve" (decided or contested). Images close to a decision come first.
-//! - [`controls::should_promote`] says whether a decided unknown may become a control;
-//!   [`controls::ControlStats::record`] counts answers to a control and says when humans fail it too often,
-//!   and [`online::ImageState::reopen`] then re-opens the image.
+//!   "do not serve" (decided or contested). The score is the chance of a decision per vote spent, so images
+//!   close to a decision come first.
+//! - [`online::evaluate`] is the rule itself over a list of votes (what `record_vote` applies).
+//! - [`controls::should_promote`] says whether a decided unknown may become a control (stricter bar:
+//!   [`Policy::promote_threshold`], [`Policy::promote_min_agreeing`]);
+//!   [`controls::ControlStats::record`] counts answers to a control and says when humans fail it
+//!   significantly more than controls in general, and [`online::ImageState::reopen`] then re-opens the image.
 //!
-//! Periodically (e.g. hourly, off the request path):
+//! Periodically (e.g. hourly, off the request path), over all the votes of a project
+//! ([`batch::Dataset`]: items numbered `0..n_items` by the caller, each [`batch::Vote`] with its source):
 //!
-//! - [`batch::dawid_skene`] (the default method, full confusion matrices), [`batch::one_coin`],
-//!   [`batch::weighted_vote`] and [`batch::majority_vote`] re-estimate every label from all votes of a
-//!   project, with gold (control) items clamped to their known label. They return a [`batch::Estimate`]:
-//!   labels, posteriors, per-source accuracies and confusion matrices, and a [`CrowdModel`] that the online
-//!   rule uses from then on.
-//! - [`batch::Estimate::revisions`] compares the batch decisions with the ones the online rule took and lists
-//!   every change as a [`batch::Revision`]: decisions are revised openly, never silently.
+//! - [`batch::dawid_skene`] (the default method: a full confusion matrix per stable source),
+//!   [`batch::one_coin`], [`batch::weighted_vote`] and [`batch::majority_vote`] re-estimate every label,
+//!   with gold (control) items clamped to their known label. [`batch::dawid_skene_from`] warm-starts from
+//!   the previous run. They return a [`batch::Estimate`]: labels, posteriors, per-source accuracies and
+//!   confusion matrices, and a [`CrowdModel`] that the online rule uses from then on (store it as JSON).
+//! - [`batch::Estimate::decisions`] applies the online rule to the batch posteriors, and
+//!   [`batch::Estimate::revisions`] lists every change against the decisions taken so far as a
+//!   [`batch::Revision`] (`item`, `before`, `after`): the server applies them with
+//!   [`online::ImageState::revise`] and records them. Decisions are revised openly, never silently.
 //!
 //! # Models
 //!
-//! Dawid–Skene EM gives each stable source a confusion matrix (row = true class, column = answer) and
-//! shrinks it towards the pooled crowd matrix with a Dirichlet prior worth [`batch::EmOptions::prior_votes`]
-//! votes per row: a source with few votes looks like the average contributor, one with many votes is judged
-//! on its own record (which is how a source that always lies becomes harmless, its answers being read
-//! backwards). Anonymous votes use the pooled crowd matrix. The class prior has a Laplace (add-one) prior.
-//! EM starts from majority-vote posteriors and stops after [`batch::EmOptions::max_iterations`] or when no
-//! posterior moves by more than [`batch::EmOptions::tolerance`]. Ties go to the lowest label index.
+//! Dawid–Skene EM gives each stable source a confusion matrix (row = true class, column = answer), so a
+//! source that always lies becomes informative (its answers are read backwards) instead of harmful.
+//! Anonymous votes are one-vote sources: they all share the pooled crowd matrix, so a crowd without any
+//! stable id is still handled (the model then cannot tell a liar from an honest contributor, and does
+//! as well as counting votes). The class prior has a Laplace (add-one) prior, the crowd matrix one
+//! pseudo-vote per cell.
+//!
+//! By default ([`batch::EmOptions::default`]) a stable source's matrix is its own maximum-likelihood
+//! estimate, classic Dawid–Skene: a source seen once is uninformative rather than trusted.
+//! [`batch::EmOptions::prior_votes`] can instead shrink each source towards the crowd with a Dirichlet
+//! prior worth that many votes per row, or, with `None`, estimate that strength from the data (empirical
+//! Bayes, Dirichlet-multinomial marginal likelihood).
+//!
+//! Whatever the estimator, the [`CrowdModel`] handed to the online rule ([`batch::Estimate::model`])
+//! describes each source by its posterior predictive matrix under that empirical-Bayes prior: the online
+//! rule predicts a source's next vote, and a source with a short record must not look certain.
+//!
+//! EM starts from majority-vote posteriors (or the previous run's) and stops after
+//! [`batch::EmOptions::max_iterations`] or when the log-likelihood improves by less than
+//! [`batch::EmOptions::tolerance`] (relative). Ties go to the lowest label index. Everything is computed
+//! in a fixed order, so results are reproducible bit for bit.
 
 pub mod batch;
 pub mod controls;

@@ -317,9 +317,12 @@ fn estimate_strength(counts: &[f64], base: &[f64], width: usize) -> f64 {
         rows.iter()
             .map(|(row, base)| {
                 let n: f64 = row.iter().sum();
+                // Cells with (almost) no votes contribute (almost) nothing: skipping them saves most of
+                // the work on sparse sources.
                 let cells: f64 = row
                     .iter()
                     .zip(*base)
+                    .filter(|(x, _)| **x > 1e-6)
                     .map(|(x, b)| ln_gamma(s * b + x) - ln_gamma(s * b))
                     .sum();
                 ln_gamma_s - ln_gamma(s + n) + cells
@@ -331,8 +334,8 @@ fn estimate_strength(counts: &[f64], base: &[f64], width: usize) -> f64 {
     let mut a = hi - ratio * (hi - lo);
     let mut b = lo + ratio * (hi - lo);
     let (mut fa, mut fb) = (log_likelihood(a), log_likelihood(b));
-    // 30 steps narrow the range of ln s (13.8 wide) to about 1e-5: far finer than matters.
-    for _ in 0..30 {
+    // 20 steps narrow the range of ln s (11.5 wide) to about 1e-3: far finer than matters.
+    for _ in 0..20 {
         if fa >= fb {
             hi = b;
             b = a;

@@ -61,8 +61,11 @@ pub struct SourceEstimate {
     pub source: u64,
     /// Votes with a label (abstentions excluded).
     pub votes: u32,
-    /// Probability that the source answers right, averaged over the class prior.
+    /// Probability that the source answers right, averaged over the class prior (from its confusion).
     pub accuracy: f64,
+    /// Expected share of the source's answers that are right under the posteriors: how often it agrees
+    /// with the consensus. Less model-dependent than `accuracy` for sources with few votes.
+    pub agreement: f64,
     pub confusion: Confusion,
 }
 
@@ -76,7 +79,8 @@ pub struct Estimate {
     pub labels: Vec<Option<Label>>,
     /// Stable sources, in order of first vote.
     pub sources: Vec<SourceEstimate>,
-    /// The model the online rule should use from now on.
+    /// The model the online rule should use from now on: each source's matrix is shrunk towards the crowd
+    /// (empirical Bayes), unlike the maximum-likelihood ones in `sources`.
     pub model: CrowdModel,
     /// EM iterations run (0 for majority vote).
     pub iterations: u32,
@@ -152,9 +156,15 @@ fn finish(prep: &Prepared, posteriors: Vec<f64>, params: &em::Params, iterations
         })
         .collect();
     let mut votes_per_slot = vec![0u32; prep.n_sources() + 1];
-    for &slot in &prep.slot {
-        if let Some(n) = usize::try_from(slot).ok().and_then(|s| votes_per_slot.get_mut(s)) {
-            *n += 1;
+    let mut right_per_slot = vec![0.0; prep.n_sources() + 1];
+    for item in 0..prep.n_items {
+        for v in prep.votes_of(item) {
+            if let Ok(slot) = usize::try_from(prep.slot[v])
+                && slot < votes_per_slot.len()
+            {
+                votes_per_slot[slot] += 1;
+                right_per_slot[slot] += posteriors[item * k + usize::from(prep.answer[v])];
+            }
         }
     }
     let matrix = |slot: usize| {
@@ -171,16 +181,28 @@ fn finish(prep: &Prepared, posteriors: Vec<f64>, params: &em::Params, iterations
                 source,
                 votes: votes_per_slot[slot],
                 accuracy: confusion.accuracy(&params.class_prior),
+                agreement: right_per_slot[slot] / f64::from(votes_per_slot[slot].max(1)),
                 confusion,
             }
         })
         .collect();
+    // The online rule needs to predict a source's next vote, not to explain its past ones: a source with
+    // few votes has a maximum-likelihood matrix far more certain than its record allows. The model it gets
+    // is the posterior predictive under a hierarchical prior (each source's rows drawn around the crowd's,
+    // strength fitted by empirical Bayes), whatever estimator produced the labels.
+    let predictive = em::m_step(prep, &posteriors, Noise::Confusion, em::Strength::Estimated);
+    let predictive_matrix = |slot: usize| {
+        Confusion::from_row_major(n_classes, predictive.matrix(slot, k).to_vec())
+            .unwrap_or_else(|| Confusion::one_coin(n_classes, 1.0 / lossy(k)))
+    };
     let model = CrowdModel {
         class_prior: params.class_prior.clone(),
-        crowd: matrix(prep.n_sources()),
-        sources: sources
+        crowd: predictive_matrix(prep.n_sources()),
+        sources: prep
+            .source_ids
             .iter()
-            .map(|s| (s.source, s.confusion.clone()))
+            .enumerate()
+            .map(|(slot, &id)| (id, predictive_matrix(slot)))
             .collect::<BTreeMap<_, _>>(),
     };
     Estimate {
