@@ -100,7 +100,7 @@ pub struct Revision {
 pub fn majority_vote(data: &Dataset, gold: &[(u32, Label)]) -> Estimate {
     let prep = Prepared::new(data, gold);
     let post = prep.majority();
-    let params = em::m_step(&prep, &post, Noise::Confusion, em::Strength::Fixed(1.0));
+    let params = em::m_step(&prep, &post, Noise::Confusion, em::Strength::Fixed(0.0));
     finish(&prep, post, &params, 0)
 }
 

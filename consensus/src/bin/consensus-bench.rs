@@ -4,6 +4,7 @@
 //! consensus-bench DIR                  # DIR holds answer.csv + truth.csv: a Markdown table
 //! consensus-bench --json DIR           # the same, one JSON object per method and line
 //! consensus-bench --opensolarmap FILE  # replays OpenSolarMap's contribs.csv through the online rule
+//!                                      # (the platform's labels: buildings_labels.csv beside FILE)
 //! consensus-bench --all DATA           # every set under DATA/truth-inference and the replay of
 //!                                      # DATA/opensolarmap, as the Markdown of BENCHMARKS.md
 //! ```
