@@ -290,11 +290,12 @@ impl TestApp {
     }
 }
 
-pub fn create_site(data_dir: &Path, hostname: &str, project: &str) -> SiteCreds {
-    let out = cli_ok(
-        data_dir,
-        &["site", "create", "--hostname", hostname, "--project", project],
-    );
+pub fn create_site(data_dir: &Path, hostnames: &[&str], project: &str) -> SiteCreds {
+    let mut args = vec!["site", "create", "--project", project];
+    for host in hostnames {
+        args.extend(["--hostname", host]);
+    }
+    let out = cli_ok(data_dir, &args);
     serde_json::from_str(out.trim()).expect("site create prints JSON")
 }
 

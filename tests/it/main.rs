@@ -1,8 +1,12 @@
 //! Black-box tests: each one starts the real `cobot-server` binary on a random port with its own data
 //! directory, seeds it with the real owner commands, and talks to it over HTTP.
 
+mod browser;
 mod challenge;
 mod durability;
 mod helpers;
 mod owner_cli;
+mod redis_support;
 mod siteverify;
+mod store_acceptance;
+mod webdriver;

@@ -1,0 +1,175 @@
+//! The demo form in headless Chromium: a citizen fills it, passes the check with the keyboard alone, submits,
+//! and the demo site's backend verifies the token with the real server. Needs the built widget
+//! (`cargo xtask test` builds it and passes `COBOT_WIDGET_DIR`).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, binary};
+use crate::webdriver::{Browser, ENTER, SPACE, TAB};
+
+/// The French text of the controls' label (`flat`) in the demo project.
+const CONTROL_TEXT: &str = "Toit plat";
+
+/// A running demo-site process; killed when dropped.
+struct DemoSite {
+    child: Child,
+    url: String,
+}
+
+impl DemoSite {
+    async fn start(app: &TestApp) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary("demo-site", "demo-site"))
+            .env("DEMO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("COBOT_PUBLIC_URL", &app.server.base)
+            .env("DEMO_SITEKEY", &app.site.sitekey)
+            .env("DEMO_SECRET", &app.site.secret)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("demo-site starts");
+        let url = format!("http://127.0.0.1:{port}/");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while app.client.get(format!("{url}healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "demo-site did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for DemoSite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const WIDGET_READY: &str = "const host = document.querySelector('.cobot-captcha'); \
+    const root = host && host.shadowRoot; \
+    return !!root && root.querySelectorAll('button[aria-pressed]').length >= 8 \
+        && [...root.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0);";
+
+const TOKEN: &str =
+    "const f = document.querySelector('input[name=\"cobot-response\"]'); return f ? f.value : null;";
+
+/// Presses Tab until the focused element satisfies `want`, at most `limit` times; returns it.
+async fn tab_to(browser: &Browser, limit: usize, want: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..limit {
+        browser.press(TAB).await;
+        let focused = browser.focused().await;
+        if want(&focused) {
+            return focused;
+        }
+    }
+    panic!("Tab never reached the expected element");
+}
+
+#[tokio::test]
+async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_alone() {
+    let app = TestApp::spawn().await;
+    let demo = DemoSite::start(&app).await;
+    let browser = Browser::start().await;
+    browser.goto(&demo.url).await;
+    browser
+        .wait_for(WIDGET_READY, 30, "the widget and both images")
+        .await;
+
+    // Fill the form as a citizen would.
+    browser
+        .eval("const s = document.getElementById('probleme'); s.selectedIndex = 1; return s.value;")
+        .await;
+    browser.type_into("#lieu", "12 rue de la République, Lyon").await;
+    browser
+        .type_into(
+            "#description",
+            "Un nid-de-poule profond au milieu de la chaussée.",
+        )
+        .await;
+
+    // From the last field on, only the keyboard: Tab into the widget, pick the control's label on each
+    // image with Space (the test knows it: every control of its project is flat), then Enter on "Valider".
+    let mut picked = 0;
+    while picked < 2 {
+        tab_to(&browser, 40, |f| {
+            f["in_widget"] == true && f["text"] == CONTROL_TEXT && f["pressed"] == "false"
+        })
+        .await;
+        browser.press(SPACE).await;
+        assert_eq!(
+            browser.focused().await["pressed"],
+            "true",
+            "Space did not select the label"
+        );
+        picked += 1;
+    }
+    tab_to(&browser, 20, |f| f["in_widget"] == true && f["text"] == "Valider").await;
+    browser.press(ENTER).await;
+    let token = browser.wait_for(TOKEN, 15, "the token in the form").await;
+    let token = token.as_str().expect("a token string").to_owned();
+    let announced = browser
+        .eval("return document.querySelector('.cobot-captcha').shadowRoot.querySelector('[role=status]').innerText;")
+        .await;
+    assert!(
+        announced.as_str().is_some_and(|s| s.contains("réussie")),
+        "not announced: {announced}"
+    );
+
+    // On to the submit button, still with the keyboard.
+    tab_to(&browser, 20, |f| f["text"] == "Envoyer le signalement").await;
+    browser.press(ENTER).await;
+    let outcome = browser
+        .wait_for(
+            "return document.body.innerText.includes('bien été transmis') ? document.body.innerText : null;",
+            15,
+            "the success page",
+        )
+        .await;
+    assert!(
+        outcome.as_str().unwrap().contains("12 rue de la République"),
+        "{outcome}"
+    );
+
+    // The widget set no cookie and asked nothing of any host but the Cobot server and the page's own.
+    assert_eq!(browser.eval("return document.cookie;").await, "");
+    let requested = browser
+        .eval("return performance.getEntriesByType('resource').map(e => e.name);")
+        .await;
+    for url in requested.as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(
+            url.starts_with(&app.server.base) || url.starts_with(&demo.url),
+            "third-party request: {url}"
+        );
+    }
+    browser.quit().await;
+
+    // Re-submitting the same token fails: the demo backend's siteverify call is refused.
+    let again = app
+        .client
+        .post(&demo.url)
+        .form(&[
+            ("probleme", "chaussee"),
+            ("lieu", "12 rue de la République, Lyon"),
+            ("description", "Un nid-de-poule profond au milieu de la chaussée."),
+            ("cobot-response", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !again.contains("bien été transmis"),
+        "the same token was accepted twice"
+    );
+}
