@@ -16,11 +16,17 @@ pub const SPACE: &str = "\u{E00D}";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn program(env: &str, default: &str) -> String {
-    std::env::var(env).ok().filter(|p| !p.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(env)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// A chromedriver process and one browser session; both end when dropped.
@@ -43,10 +49,16 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{chromedriver}` ({e}): run `cargo xtask test`, which installs it"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start `{chromedriver}` ({e}): run `cargo xtask test`, which installs it")
+            });
         let profile = tempfile::tempdir().expect("profile dir");
-        let mut browser =
-            Self { driver, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), _profile: profile };
+        let mut browser = Self {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _profile: profile,
+        };
         browser.wait_ready().await;
         let args = [
             "--headless",
@@ -100,19 +112,36 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await;
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
     }
 
     /// Runs a script in the page (`return ...` to get a value back).
     pub async fn eval(&self, script: &str) -> Value {
-        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
     }
 
     /// Types into the element that `css` selects (the page's light DOM).
     pub async fn type_into(&self, css: &str, text: &str) {
-        let found = self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
         let id = found[ELEMENT_KEY].as_str().expect("an element").to_owned();
-        self.call(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     /// Presses and releases one key, wherever the focus is, as a keyboard user would.
@@ -160,7 +189,10 @@ impl Browser {
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine as _;
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(data) = b64.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok()) {
+        if let Some(data) = b64
+            .as_str()
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        {
             let _ = std::fs::write(path, data);
         }
     }
