@@ -30,7 +30,8 @@ pub fn run(args: &[&str]) -> Result<()> {
     ]))?;
     let bin_dir = tools::target_dir().join("debug");
     let server = bin_dir.join("cobot-server");
-    let data_dir = std::env::var_os("COBOT_DATA_DIR").map_or_else(|| workspace_root().join("data"), PathBuf::from);
+    let data_dir =
+        std::env::var_os("COBOT_DATA_DIR").map_or_else(|| workspace_root().join("data"), PathBuf::from);
     let site_file = data_dir.join("demo-site.json");
     if !site_file.is_file() {
         seed(&server, &data_dir, &site_file)?;
@@ -70,7 +71,10 @@ fn cargo() -> String {
 
 /// First start: draw a demo project, import it, create the demo site for `localhost` and `127.0.0.1`.
 fn seed(server: &Path, data_dir: &Path, site_file: &Path) -> Result<()> {
-    println!("xtask: first start, seeding the demo project into {}", data_dir.display());
+    println!(
+        "xtask: first start, seeding the demo project into {}",
+        data_dir.display()
+    );
     let project_dir = tools::target_dir().join("demo-project");
     if project_dir.exists() {
         std::fs::remove_dir_all(&project_dir)?;
@@ -78,16 +82,34 @@ fn seed(server: &Path, data_dir: &Path, site_file: &Path) -> Result<()> {
     demo_data::write_project(&project_dir, &demo_data::ProjectSpec::default())
         .context("cannot write the demo project")?;
     let owner = |args: &[&str]| -> Result<String> {
-        let out = Command::new(server).args(args).env("COBOT_DATA_DIR", data_dir).output()?;
+        let out = Command::new(server)
+            .args(args)
+            .env("COBOT_DATA_DIR", data_dir)
+            .output()?;
         if !out.status.success() {
-            bail!("cobot-server {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "cobot-server {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     };
     let project = owner(&["project", "import", &project_dir.to_string_lossy()])?;
-    let site = owner(&["site", "create", "--hostname", "localhost", "--hostname", "127.0.0.1", "--project", &project])?;
+    let site = owner(&[
+        "site",
+        "create",
+        "--hostname",
+        "localhost",
+        "--hostname",
+        "127.0.0.1",
+        "--project",
+        &project,
+    ])?;
     std::fs::write(site_file, format!("{site}\n")).context("cannot keep the demo site's credentials")?;
-    println!("xtask: project {project} imported; demo site credentials in {}", site_file.display());
+    println!(
+        "xtask: project {project} imported; demo site credentials in {}",
+        site_file.display()
+    );
     Ok(())
 }
 

@@ -22,7 +22,11 @@ pub fn run(args: &[&str]) -> Result<()> {
     let root = workspace_root();
     if !quick {
         println!("xtask: checking formatting and lints");
-        tools::run(Command::new(&cargo).current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
+        tools::run(
+            Command::new(&cargo)
+                .current_dir(&root)
+                .args(["fmt", "--all", "--", "--check"]),
+        )?;
         tools::run(Command::new(&cargo).current_dir(&root).args([
             "clippy",
             "--workspace",
@@ -36,12 +40,14 @@ pub fn run(args: &[&str]) -> Result<()> {
     }
     let widget_dir = widget::build(widget::Profile::Release)?;
     println!("xtask: running the host tests (unit, HTTP, browser)");
-    tools::run(Command::new(&cargo)
-        .current_dir(&root)
-        .args(["test", "--workspace", "--exclude", "widget"])
-        .env("COBOT_WIDGET_DIR", &widget_dir)
-        .env("CHROMEDRIVER", tools::which("chromedriver").unwrap_or_default())
-        .env("CHROMIUM", tools::which("chromium").unwrap_or_default()))?;
+    tools::run(
+        Command::new(&cargo)
+            .current_dir(&root)
+            .args(["test", "--workspace", "--exclude", "widget"])
+            .env("COBOT_WIDGET_DIR", &widget_dir)
+            .env("CHROMEDRIVER", tools::which("chromedriver").unwrap_or_default())
+            .env("CHROMIUM", tools::which("chromium").unwrap_or_default()),
+    )?;
     println!("xtask: running the widget's component tests in headless Chromium");
     widget::test()?;
     println!("xtask: every test passed");
