@@ -299,30 +299,29 @@ pub enum ExportFormat {
     Csv,
 }
 
-/// Writes a project's raw contributions, or its labels (gold labels, and for unknowns the leading crowd answer
-/// with its share of the votes), as JSON lines or CSV.
+/// Writes a project's raw contributions, or its labels (gold labels, and for unknowns the consensus: decided,
+/// contested or open, with the posterior of the leading label), as JSON lines or CSV.
 pub async fn export(
     store: &impl Store,
-    project: ProjectId,
+    project_id: ProjectId,
     what: ExportWhat,
     format: ExportFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    ensure!(
-        store.project(project).await?.is_some(),
-        "there is no project {project}"
-    );
+    let Some(project) = store.project(project_id).await? else {
+        bail!("there is no project {project_id}")
+    };
     let images: BTreeMap<ImageId, _> = store
-        .images(project)
+        .images(project_id)
         .await?
         .into_iter()
         .map(|i| (i.id, i))
         .collect();
-    let contributions = store.contributions(project).await?;
+    let contributions = store.contributions(project_id).await?;
     let mut rows: Vec<Row> = Vec::new();
     match what {
         ExportWhat::Contributions => {
-            for c in contributions {
+            for c in &contributions {
                 let name = images.get(&c.contribution.image).map_or("", |i| i.name.as_str());
                 rows.push(row([
                     ("seq", c.seq.into()),
@@ -334,50 +333,32 @@ pub async fn export(
             }
         }
         ExportWhat::Labels => {
-            let mut votes: HashMap<ImageId, BTreeMap<LabelId, u64>> = HashMap::new();
-            for c in contributions {
-                *votes
-                    .entry(c.contribution.image)
-                    .or_default()
-                    .entry(c.contribution.label)
-                    .or_default() += 1;
-            }
-            for image in images.values() {
-                let counts = votes.remove(&image.id).unwrap_or_default();
-                let total: u64 = counts.values().sum();
-                let (label, source, agreeing) = match &image.known_label {
-                    Some(label) => (
-                        Some(label.clone()),
-                        "gold",
-                        counts.get(label).copied().unwrap_or(0),
-                    ),
-                    None => {
-                        let top = counts
-                            .iter()
-                            .max_by_key(|(_, n)| **n)
-                            .map(|(l, n)| (l.clone(), *n));
-                        match top {
-                            Some((label, n)) => (Some(label), "crowd", n),
-                            None => (None, "none", 0),
-                        }
-                    }
-                };
-                #[allow(clippy::cast_precision_loss)] // vote counts are far below 2^52
-                let share = if total == 0 {
-                    serde_json::Value::Null
-                } else {
-                    (agreeing as f64 / total as f64).into()
-                };
+            // Consensus over all contributions; gold labels are the owner's own.
+            let metas: Vec<_> = images.values().cloned().collect();
+            for label in crate::labels::estimate(&project, &metas, &contributions) {
+                let name = images.get(&label.image).map_or("", |i| i.name.as_str());
+                let (leading, confidence) = label
+                    .leading
+                    .map_or((serde_json::Value::Null, serde_json::Value::Null), |(l, p)| {
+                        (l.as_str().into(), p.into())
+                    });
                 rows.push(row([
-                    ("image", image.name.as_str().into()),
+                    ("image", name.into()),
                     (
                         "label",
-                        label.map_or(serde_json::Value::Null, |l| l.as_str().into()),
+                        label.label.map_or(serde_json::Value::Null, |l| l.as_str().into()),
                     ),
-                    ("source", source.into()),
-                    ("votes", total.into()),
-                    ("agreeing", agreeing.into()),
-                    ("share", share),
+                    ("status", label.status.as_str().into()),
+                    (
+                        "confidence",
+                        if label.status == crate::labels::Status::Gold {
+                            1.0.into()
+                        } else {
+                            confidence
+                        },
+                    ),
+                    ("leading", leading),
+                    ("votes", label.votes.into()),
                 ]));
             }
         }

@@ -292,3 +292,25 @@ async fn the_widget_api_answers_cors_preflights() {
         .await;
     assert!(challenge.headers().get("set-cookie").is_none());
 }
+
+#[tokio::test]
+async fn agreeing_answers_become_decided_labels_in_the_export() {
+    let mut app = TestApp::spawn().await;
+    // 60 passes spread over 12 unknowns: each collects several agreeing votes.
+    for _ in 0..60 {
+        app.pass_check().await;
+    }
+    let labels = app.export_stopped("labels");
+    let decided: Vec<_> = labels.iter().filter(|l| l["status"] == "decided").collect();
+    assert!(!decided.is_empty(), "nothing decided: {labels:?}");
+    for label in &decided {
+        assert_eq!(label["label"], CONTROL_LABEL);
+        assert!(label["confidence"].as_f64().unwrap() >= 0.95, "{label}");
+        assert!(
+            label["votes"].as_u64().unwrap() >= 3,
+            "decided on fewer than three votes: {label}"
+        );
+    }
+    let gold = labels.iter().filter(|l| l["status"] == "gold").count();
+    assert_eq!(gold, 6);
+}

@@ -248,7 +248,11 @@ impl Estimate {
                     item_votes.len(),
                     policy,
                 );
-                if decision == Decision::Open && !decidable(item_votes, posterior, policy, &self.model) {
+                // An image nobody has answered yet is open, whatever the model thinks of its chances.
+                if decision == Decision::Open
+                    && !item_votes.is_empty()
+                    && !decidable(item_votes, posterior, policy, &self.model)
+                {
                     Decision::Contested
                 } else {
                     decision
