@@ -48,6 +48,12 @@ pub struct Settings {
     /// The built widget (`cargo xtask widget`); when absent, `target/widget` of the source tree is tried.
     pub widget_dir: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// The Redis that holds all the data, or its durable part when `redis_ephemeral_url` is set: a URL
+    /// (`redis://host:port/db`) or a comma-separated list of Redis Cluster seed nodes. It must run with
+    /// `appendonly yes`, `appendfsync always` and `maxmemory-policy noeviction`. Unset: the embedded store.
+    pub redis_url: Option<Secret>,
+    /// Where short-lived data (challenges, tokens) goes instead, e.g. a capped instance that evicts.
+    pub redis_ephemeral_url: Option<Secret>,
 }
 
 impl Settings {

@@ -10,9 +10,9 @@ use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::routes::{assets, body::error_reply, challenge, health, siteverify};
-use crate::store::{AnyStore, EmbeddedStore};
+use crate::store::{AnyStore, EmbeddedStore, RedisStore};
 use crate::token::TokenKey;
 
 /// What every handler can reach.
@@ -25,6 +25,11 @@ pub struct AppState {
 
 /// Opens the store the settings name. The embedded store is the default.
 pub fn open_store(settings: &Settings) -> anyhow::Result<AnyStore> {
+    if let Some(url) = &settings.redis_url {
+        let ephemeral = settings.redis_ephemeral_url.as_ref().map(Secret::expose);
+        let store = RedisStore::open(url.expose(), ephemeral).context("cannot open the Redis store")?;
+        return Ok(AnyStore::Redis(store));
+    }
     let store = EmbeddedStore::open(&settings.data_dir).context("cannot open the embedded store")?;
     Ok(AnyStore::Embedded(store))
 }
@@ -100,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .into()
     }))
     .route(protocol::paths::HEALTHZ, web::get().to(health::healthz))
+    .route(health::READYZ, web::get().to(health::readyz))
     .route(
         protocol::paths::SITEVERIFY,
         web::post().to(siteverify::siteverify),

@@ -6,5 +6,7 @@ mod challenge;
 mod durability;
 mod helpers;
 mod owner_cli;
+mod redis_support;
 mod siteverify;
+mod store_acceptance;
 mod webdriver;

@@ -1,12 +1,17 @@
 //! Storage: the `Store` trait and its backends.
 //!
+//! Two backends: [`EmbeddedStore`] (the default, one process) and [`RedisStore`] (many server instances share
+//! one Redis or Redis Cluster). Both pass the one acceptance suite in `tests/it/store_acceptance.rs`.
+//!
 //! Handlers reach storage only through [`Store`]. Durable data (projects, images, sites, contributions) must be
 //! committed before a method returns `Ok`; short-lived data (challenges, tokens) expires by itself. Single use
 //! of challenges and tokens is the backend's job: `take_*` returns a record to exactly one caller.
 
 mod embedded;
 mod ephemeral;
+mod redis;
 
+pub use self::redis::RedisStore;
 pub use embedded::EmbeddedStore;
 
 use crate::model::{
@@ -72,18 +77,25 @@ pub trait Store: Send + Sync + 'static {
     // Contributions: durable before `Ok`.
     async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError>;
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError>;
+
+    /// Readiness: `Ok` when the store can serve requests now. A store in the process needs no check.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The backend chosen by configuration. An enum rather than `dyn Store` because `async fn` in traits is not
 /// object safe; adding a backend adds a variant here and nowhere else.
 pub enum AnyStore {
     Embedded(EmbeddedStore),
+    Redis(RedisStore),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AnyStore::Embedded($s) => $call,
+            AnyStore::Redis($s) => $call,
         }
     };
 }
@@ -137,5 +149,8 @@ impl Store for AnyStore {
     }
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError> {
         dispatch!(self, s => s.contributions(project).await)
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
     }
 }

@@ -1,0 +1,531 @@
+//! One acceptance suite that every store backend runs: the same operations, the same expectations.
+//!
+//! Backend differences are parameters ([`Capabilities`]), never skipped tests. The suite is run below on the
+//! embedded store, a single Redis, two Redis (durable + short-lived), and a three-master Redis Cluster; the
+//! Redis instances are real `redis-server` processes started by the tests.
+
+use std::collections::HashSet;
+
+use futures_util::future::join_all;
+use protocol::{LabelId, SiteKey};
+use server::model::{
+    ChallengeState, Contribution, ImageId, LabelDef, NewImage, NewProject, ProjectId, Site, Slot, Texts,
+    TokenState, now,
+};
+use server::store::{AnyStore, EmbeddedStore, RedisStore, Store, StoreError};
+
+use crate::redis_support::{RedisCluster, RedisServer};
+
+/// What differs between backends.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Several store handles (server instances) can be opened on the same data and see each other's writes.
+    /// The embedded store belongs to one process at a time.
+    pub shared_between_instances: bool,
+}
+
+fn label(s: &str) -> LabelId {
+    LabelId::parse(s).expect("a valid label")
+}
+
+fn texts(s: &str) -> Texts {
+    Texts {
+        fr: format!("{s} (fr)"),
+        en: s.to_owned(),
+    }
+}
+
+fn new_project(name: &str) -> NewProject {
+    NewProject {
+        name: name.to_owned(),
+        question: texts("Quelle est l’orientation de ce toit ?"),
+        labels: ["north_south", "east_west", "flat", "other"]
+            .into_iter()
+            .map(|l| LabelDef {
+                id: label(l),
+                text: texts(l),
+            })
+            .collect(),
+        abstain: Some(label("other")),
+    }
+}
+
+fn image(name: &str, known: Option<&str>) -> NewImage {
+    NewImage {
+        name: name.to_owned(),
+        content_type: "image/png".to_owned(),
+        // Bytes that are not UTF-8, so that a backend that mangles binary data is caught.
+        bytes: name.bytes().chain([0, 0xff, 0xfe, 0x80]).collect(),
+        known_label: known.map(label),
+    }
+}
+
+fn site(projects: &[ProjectId]) -> Site {
+    Site {
+        sitekey: SiteKey::parse(uuid::Uuid::new_v4().to_string()).expect("a valid sitekey"),
+        // 64 hex digits, like a SHA-256.
+        secret_hash: format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        hostnames: vec!["demo.localhost".to_owned()],
+        projects: projects.to_vec(),
+        created_at: now(),
+    }
+}
+
+fn sitekey() -> SiteKey {
+    SiteKey::parse(uuid::Uuid::new_v4().to_string()).expect("a valid sitekey")
+}
+
+fn random_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn challenge(project: ProjectId, ttl: u64) -> ChallengeState {
+    ChallengeState {
+        id: random_id(),
+        sitekey: sitekey(),
+        hostname: "demo.localhost".to_owned(),
+        project,
+        slots: vec![
+            Slot {
+                image: ImageId(1),
+                expected: Some(label("flat")),
+            },
+            Slot {
+                image: ImageId(2),
+                expected: None,
+            },
+        ],
+        expires_at: now() + ttl,
+    }
+}
+
+fn token(ttl: u64) -> TokenState {
+    TokenState {
+        id: random_id(),
+        sitekey: sitekey(),
+        hostname: "demo.localhost".to_owned(),
+        challenge_ts: now(),
+        expires_at: now() + ttl,
+    }
+}
+
+fn contribution(project: ProjectId, image: u64, l: &str) -> Contribution {
+    Contribution {
+        project,
+        image: ImageId(image),
+        label: label(l),
+        sitekey: sitekey(),
+        at: now(),
+    }
+}
+
+/// Runs the whole suite on a backend. `open` opens a handle on the backend's data; it is called twice when
+/// the backend is shared between instances, to prove that two instances see one truth.
+pub async fn acceptance_test_suite(open: impl Fn() -> AnyStore, caps: Capabilities) {
+    let store = open();
+    store.ping().await.expect("a fresh store is ready");
+    projects_and_images_round_trip(&store).await;
+    challenges_pick_a_control_and_an_unknown(&store).await;
+    sites_are_found_by_key_and_by_secret_hash(&store).await;
+    challenges_and_tokens_are_taken_once(&store).await;
+    short_lived_records_expire(&store).await;
+    concurrent_takes_give_exactly_one_winner(&[&store]).await;
+    contributions_are_kept_in_order_per_project(&store).await;
+    if caps.shared_between_instances {
+        let other = open();
+        instances_share_one_truth(&store, &other).await;
+        concurrent_takes_give_exactly_one_winner(&[&store, &other]).await;
+    }
+}
+
+async fn projects_and_images_round_trip(store: &AnyStore) {
+    let images = vec![
+        image("control-a.png", Some("flat")),
+        image("control-b.png", Some("east_west")),
+        image("cant-tell.png", Some("other")),
+        image("unknown-a.png", None),
+    ];
+    let project = store
+        .create_project(new_project("roofs"), images.clone())
+        .await
+        .expect("create a project");
+    assert_eq!(project.name, "roofs");
+    assert_eq!(project.abstain, Some(label("other")));
+    assert_eq!(
+        store.project(project.id).await.expect("read"),
+        Some(project.clone())
+    );
+    assert_eq!(store.project(ProjectId(987_654)).await.expect("read"), None);
+
+    let metas = store.images(project.id).await.expect("list images");
+    assert_eq!(metas.len(), images.len());
+    let ids: HashSet<ImageId> = metas.iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), images.len(), "image ids are unique");
+    for (meta, original) in metas.iter().zip(&images) {
+        // Listed in creation order.
+        assert_eq!(meta.name, original.name);
+        assert_eq!(meta.project, project.id);
+        assert_eq!(meta.known_label, original.known_label);
+        let data = store
+            .image_data(meta.id)
+            .await
+            .expect("read image")
+            .expect("the image exists");
+        assert_eq!(data.bytes, original.bytes);
+        assert_eq!(data.content_type, "image/png");
+    }
+    assert_eq!(store.image_data(ImageId(987_654)).await.expect("read"), None);
+
+    // A second project gets its own id and its own images.
+    let second = store
+        .create_project(new_project("more roofs"), vec![image("x.png", None)])
+        .await
+        .expect("create a second project");
+    assert_ne!(second.id, project.id);
+    assert_eq!(store.images(second.id).await.expect("list").len(), 1);
+    assert!(store.images(ProjectId(987_654)).await.expect("list").is_empty());
+}
+
+async fn challenges_pick_a_control_and_an_unknown(store: &AnyStore) {
+    let project = store
+        .create_project(
+            new_project("pick"),
+            vec![
+                image("c1", Some("flat")),
+                image("c2", Some("north_south")),
+                image("abstain", Some("other")),
+                image("u1", None),
+                image("u2", None),
+            ],
+        )
+        .await
+        .expect("create");
+    let metas = store.images(project.id).await.expect("list");
+    let by_name = |n: &str| metas.iter().find(|m| m.name == n).expect("image").id;
+    let controls = [(by_name("c1"), "flat"), (by_name("c2"), "north_south")];
+    let unknowns = [by_name("u1"), by_name("u2")];
+    let mut seen_unknowns = HashSet::new();
+    for _ in 0..60 {
+        let [control, other] = store
+            .pick_slots(project.id)
+            .await
+            .expect("pick")
+            .expect("the project can make a challenge");
+        let expected = control.expected.as_ref().expect("the first slot is a control");
+        assert!(
+            controls
+                .iter()
+                .any(|(id, l)| *id == control.image && expected.as_str() == *l),
+            "not a control with its answer: {control:?}"
+        );
+        assert_eq!(other.expected, None, "an unknown is served while there is one");
+        assert!(unknowns.contains(&other.image), "not an unknown: {other:?}");
+        seen_unknowns.insert(other.image);
+    }
+    assert_eq!(seen_unknowns.len(), 2, "every unknown gets served");
+
+    // Without unknowns, two distinct controls; the abstain gold is never one of them.
+    let gold_only = store
+        .create_project(
+            new_project("gold only"),
+            vec![
+                image("c1", Some("flat")),
+                image("c2", Some("east_west")),
+                image("abstain", Some("other")),
+            ],
+        )
+        .await
+        .expect("create");
+    let abstain = store.images(gold_only.id).await.expect("list")[2].id;
+    for _ in 0..20 {
+        let [a, b] = store
+            .pick_slots(gold_only.id)
+            .await
+            .expect("pick")
+            .expect("two controls");
+        assert!(a.expected.is_some() && b.expected.is_some());
+        assert_ne!(a.image, b.image);
+        assert!(a.image != abstain && b.image != abstain);
+    }
+
+    // One control and nothing else cannot make a challenge; neither can an unknown project.
+    let lonely = store
+        .create_project(new_project("lonely"), vec![image("c1", Some("flat"))])
+        .await
+        .expect("create");
+    assert_eq!(store.pick_slots(lonely.id).await.expect("pick"), None);
+    let no_control = store
+        .create_project(
+            new_project("no control"),
+            vec![image("u1", None), image("u2", None)],
+        )
+        .await
+        .expect("create");
+    assert_eq!(store.pick_slots(no_control.id).await.expect("pick"), None);
+    assert_eq!(store.pick_slots(ProjectId(987_654)).await.expect("pick"), None);
+}
+
+async fn sites_are_found_by_key_and_by_secret_hash(store: &AnyStore) {
+    let s = site(&[ProjectId(1), ProjectId(2)]);
+    store.create_site(s.clone()).await.expect("create a site");
+    assert_eq!(store.site(&s.sitekey).await.expect("read"), Some(s.clone()));
+    assert_eq!(
+        store.site_by_secret_hash(&s.secret_hash).await.expect("read"),
+        Some(s.clone())
+    );
+    assert_eq!(
+        store.site_by_secret_hash(&"0".repeat(64)).await.expect("read"),
+        None
+    );
+    let unknown = sitekey();
+    assert_eq!(store.site(&unknown).await.expect("read"), None);
+
+    // The same sitekey twice is refused, and the first site stays as it was.
+    let mut duplicate = site(&[ProjectId(3)]);
+    duplicate.sitekey = s.sitekey.clone();
+    assert!(matches!(
+        store.create_site(duplicate).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.site(&s.sitekey).await.expect("read"), Some(s));
+}
+
+async fn challenges_and_tokens_are_taken_once(store: &AnyStore) {
+    let c = challenge(ProjectId(1), 60);
+    store.put_challenge(c.clone()).await.expect("put");
+    assert_eq!(store.challenge(&c.id).await.expect("get"), Some(c.clone()));
+    // Reading does not consume.
+    assert_eq!(store.challenge(&c.id).await.expect("get"), Some(c.clone()));
+    assert_eq!(store.take_challenge(&c.id).await.expect("take"), Some(c.clone()));
+    assert_eq!(store.take_challenge(&c.id).await.expect("take"), None);
+    assert_eq!(store.challenge(&c.id).await.expect("get"), None);
+    assert_eq!(
+        store.take_challenge("no-such-challenge").await.expect("take"),
+        None
+    );
+
+    let t = token(60);
+    store.put_token(t.clone()).await.expect("put");
+    assert_eq!(store.take_token(&t.id).await.expect("take"), Some(t.clone()));
+    assert_eq!(store.take_token(&t.id).await.expect("take"), None);
+    assert_eq!(store.take_token("no-such-token").await.expect("take"), None);
+}
+
+async fn short_lived_records_expire(store: &AnyStore) {
+    // Already expired when stored: never visible.
+    let mut past = challenge(ProjectId(1), 0);
+    past.expires_at = now().saturating_sub(1);
+    store.put_challenge(past.clone()).await.expect("put");
+    assert_eq!(store.challenge(&past.id).await.expect("get"), None);
+    let mut past_token = token(0);
+    past_token.expires_at = now().saturating_sub(1);
+    store.put_token(past_token.clone()).await.expect("put");
+    assert_eq!(store.take_token(&past_token.id).await.expect("take"), None);
+
+    // Expiring while stored.
+    let soon = challenge(ProjectId(1), 1);
+    let soon_token = token(1);
+    store.put_challenge(soon.clone()).await.expect("put");
+    store.put_token(soon_token.clone()).await.expect("put");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(store.challenge(&soon.id).await.expect("get"), None);
+    assert_eq!(store.take_challenge(&soon.id).await.expect("take"), None);
+    assert_eq!(store.take_token(&soon_token.id).await.expect("take"), None);
+}
+
+/// Fifty concurrent takes of one challenge and of one token, spread over the given instances: one winner each.
+async fn concurrent_takes_give_exactly_one_winner(instances: &[&AnyStore]) {
+    let c = challenge(ProjectId(1), 60);
+    let t = token(60);
+    instances[0].put_challenge(c.clone()).await.expect("put");
+    instances[0].put_token(t.clone()).await.expect("put");
+    let challenge_takes =
+        join_all((0..50).map(|n| instances[n % instances.len()].take_challenge(&c.id))).await;
+    let token_takes = join_all((0..50).map(|n| instances[n % instances.len()].take_token(&t.id))).await;
+    let winners = challenge_takes
+        .into_iter()
+        .map(|r| r.expect("take"))
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(winners, 1, "a challenge is answered once");
+    let winners = token_takes
+        .into_iter()
+        .map(|r| r.expect("take"))
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(winners, 1, "a token is redeemed once");
+}
+
+async fn contributions_are_kept_in_order_per_project(store: &AnyStore) {
+    let a = store
+        .create_project(new_project("votes a"), vec![image("u", None)])
+        .await
+        .expect("create");
+    let b = store
+        .create_project(new_project("votes b"), vec![image("u", None)])
+        .await
+        .expect("create");
+    assert!(store.contributions(a.id).await.expect("read").is_empty());
+    let mut sent = Vec::new();
+    for n in 0..25 {
+        let (project, l) = if n % 3 == 0 {
+            (b.id, "flat")
+        } else {
+            (a.id, "east_west")
+        };
+        let c = contribution(project, n, l);
+        let seq = store.add_contribution(c.clone()).await.expect("add");
+        sent.push((seq, c));
+    }
+    // Concurrent writers each get their own sequence number.
+    let concurrent = join_all((100..130).map(|n| {
+        let c = contribution(a.id, n, "north_south");
+        async move { (store.add_contribution(c.clone()).await.expect("add"), c) }
+    }))
+    .await;
+    sent.extend(concurrent);
+
+    for project in [a.id, b.id] {
+        let stored = store.contributions(project).await.expect("read");
+        let expected: Vec<_> = sent.iter().filter(|(_, c)| c.project == project).collect();
+        assert_eq!(stored.len(), expected.len(), "every contribution, once");
+        let seqs: Vec<u64> = stored.iter().map(|s| s.seq).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "increasing sequence numbers: {seqs:?}"
+        );
+        for s in &stored {
+            let (_, c) = expected
+                .iter()
+                .find(|(seq, _)| *seq == s.seq)
+                .expect("the stored sequence number is the one returned");
+            assert_eq!(&s.contribution, c);
+        }
+    }
+}
+
+async fn instances_share_one_truth(a: &AnyStore, b: &AnyStore) {
+    let project = a
+        .create_project(
+            new_project("shared"),
+            vec![image("c", Some("flat")), image("u", None)],
+        )
+        .await
+        .expect("create");
+    assert_eq!(b.project(project.id).await.expect("read"), Some(project.clone()));
+    assert!(b.pick_slots(project.id).await.expect("pick").is_some());
+    let s = site(&[project.id]);
+    a.create_site(s.clone()).await.expect("create site");
+    assert_eq!(b.site(&s.sitekey).await.expect("read"), Some(s.clone()));
+    assert!(matches!(b.create_site(s).await, Err(StoreError::Conflict(_))));
+
+    // A challenge issued by one instance is answered at the other, and only once.
+    let c = challenge(project.id, 60);
+    a.put_challenge(c.clone()).await.expect("put");
+    assert_eq!(b.take_challenge(&c.id).await.expect("take"), Some(c.clone()));
+    assert_eq!(a.take_challenge(&c.id).await.expect("take"), None);
+    let t = token(60);
+    b.put_token(t.clone()).await.expect("put");
+    assert_eq!(a.take_token(&t.id).await.expect("take"), Some(t));
+
+    // Contributions from both land in one log, with distinct sequence numbers.
+    let x = a
+        .add_contribution(contribution(project.id, 1, "flat"))
+        .await
+        .expect("add");
+    let y = b
+        .add_contribution(contribution(project.id, 1, "flat"))
+        .await
+        .expect("add");
+    assert_ne!(x, y);
+    assert_eq!(a.contributions(project.id).await.expect("read").len(), 2);
+}
+
+#[tokio::test]
+async fn the_embedded_store_passes_the_acceptance_suite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    acceptance_test_suite(
+        move || AnyStore::Embedded(EmbeddedStore::open(&path).expect("open the embedded store")),
+        Capabilities {
+            shared_between_instances: false,
+        },
+    )
+    .await;
+}
+
+fn open_redis(durable: &str, ephemeral: Option<&str>) -> AnyStore {
+    AnyStore::Redis(RedisStore::open(durable, ephemeral).expect("open the Redis store"))
+}
+
+#[tokio::test]
+async fn a_single_redis_passes_the_acceptance_suite() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    acceptance_test_suite(
+        move || open_redis(&url, None),
+        Capabilities {
+            shared_between_instances: true,
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_redis_durable_and_short_lived_pass_the_acceptance_suite() {
+    let durable = RedisServer::start();
+    // The short-lived instance may be capped and evicting, and need not persist anything.
+    let ephemeral = RedisServer::start_with(&[
+        "--maxmemory",
+        "64mb",
+        "--maxmemory-policy",
+        "volatile-ttl",
+        "--appendonly",
+        "no",
+    ]);
+    let (d, e) = (durable.url(), ephemeral.url());
+    acceptance_test_suite(
+        move || open_redis(&d, Some(&e)),
+        Capabilities {
+            shared_between_instances: true,
+        },
+    )
+    .await;
+
+    // Each kind of data went where it belongs.
+    let store = open_redis(&durable.url(), Some(&ephemeral.url()));
+    let c = challenge(ProjectId(1), 60);
+    store.put_challenge(c).await.expect("put");
+    store.put_token(token(60)).await.expect("put");
+    assert!(ephemeral.count_keys("cobot:challenge:*") >= 1);
+    assert!(ephemeral.count_keys("cobot:token:*") >= 1);
+    assert_eq!(durable.count_keys("cobot:challenge:*"), 0);
+    assert_eq!(durable.count_keys("cobot:token:*"), 0);
+    assert!(durable.count_keys("cobot:*project*") >= 1);
+    assert_eq!(ephemeral.count_keys("cobot:*project*"), 0);
+    assert_eq!(ephemeral.count_keys("cobot:*contribution*"), 0);
+}
+
+#[tokio::test]
+async fn a_three_master_redis_cluster_passes_the_acceptance_suite() {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    acceptance_test_suite(
+        move || open_redis(&url, None),
+        Capabilities {
+            shared_between_instances: true,
+        },
+    )
+    .await;
+    // The data is spread over the masters, not piled on one.
+    let holding = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.count_keys("cobot:*") > 0)
+        .count();
+    assert!(holding >= 2, "keys on {holding} of 3 masters");
+}
