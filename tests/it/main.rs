@@ -6,6 +6,8 @@ mod challenge;
 mod durability;
 mod helpers;
 mod owner_cli;
+mod redis_faults;
+mod redis_instances;
 mod redis_support;
 mod siteverify;
 mod store_acceptance;

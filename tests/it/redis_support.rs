@@ -1,14 +1,19 @@
 //! Real `redis-server` processes for the tests: each on a free port, in its own temporary directory, with AOF
 //! and `appendfsync always`, killed when dropped. A Redis already running on the machine is never used.
+//! And [`Deployment`]: several `cobot-server` processes sharing them.
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::helpers::{
+    CONTROL_LABEL, HOSTNAME, ORIGIN, ServerProcess, SiteCreds, project_fixture, server_binary,
+};
 
 /// Panics, with what to do, when `redis-server` is not installed: these tests are never skipped.
 fn require_redis() {
@@ -138,10 +143,6 @@ impl RedisServer {
         std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
     }
 
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-
     /// SIGKILL: Redis gets no chance to flush anything beyond what it already fsynced.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -221,5 +222,189 @@ impl RedisCluster {
             .map(RedisServer::url)
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// The token signing key every instance of a deployment shares, as an operator configures it.
+const SHARED_SIGNING_KEY: &str = "ab1f0d6e2a4c4e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f001122334455667";
+
+/// Several `cobot-server` processes sharing one Redis store (or two: durable and short-lived), seeded with
+/// the real owner commands: one project, one site.
+pub struct Deployment {
+    dir: TempDir,
+    env: Vec<(String, String)>,
+    /// Behind a lock so that an instance can be killed and restarted while requests stream to the others.
+    servers: Vec<std::sync::Mutex<ServerProcess>>,
+    pub project: String,
+    pub site: SiteCreds,
+    pub client: reqwest::Client,
+}
+
+/// What a test needs from an HTTP reply: its status and its JSON body (`Null` when there is none).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Deployment {
+    /// `instances` servers on the Redis at `durable_url`, short-lived data on `ephemeral_url` when given.
+    pub fn start(instances: usize, durable_url: &str, ephemeral_url: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env = vec![
+            ("COBOT_REDIS_URL".to_owned(), durable_url.to_owned()),
+            ("COBOT_SIGNING_KEY".to_owned(), SHARED_SIGNING_KEY.to_owned()),
+        ];
+        if let Some(url) = ephemeral_url {
+            env.push(("COBOT_REDIS_EPHEMERAL_URL".to_owned(), url.to_owned()));
+        }
+        let mut deployment = Self {
+            dir,
+            env,
+            servers: Vec::new(),
+            project: String::new(),
+            site: SiteCreds {
+                sitekey: String::new(),
+                secret: String::new(),
+            },
+            client: reqwest::Client::new(),
+        };
+        let imported = deployment.cli(&[
+            "project",
+            "import",
+            project_fixture().to_str().expect("utf-8 path"),
+        ]);
+        let project = imported.trim();
+        let site = deployment.cli(&["site", "create", "--hostname", HOSTNAME, "--project", project]);
+        project.clone_into(&mut deployment.project);
+        deployment.site = serde_json::from_str(site.trim()).expect("site create prints JSON");
+        deployment.servers = (0..instances)
+            .map(|n| std::sync::Mutex::new(deployment.spawn_instance(n)))
+            .collect();
+        deployment
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    /// Server number `n`, in its own data directory (which holds only its log: the data is in Redis).
+    fn spawn_instance(&self, n: usize) -> ServerProcess {
+        let data = self.dir.path().join(format!("instance-{n}"));
+        std::fs::create_dir_all(&data).expect("instance dir");
+        ServerProcess::start(&data, &self.env())
+    }
+
+    fn server(&self, n: usize) -> std::sync::MutexGuard<'_, ServerProcess> {
+        self.servers[n]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// SIGKILL of server number `n`, like a crash.
+    pub fn kill_instance(&self, n: usize) {
+        self.server(n).kill();
+    }
+
+    /// Starts server number `n` again (on another port) after a kill.
+    pub fn restart_instance(&self, n: usize) {
+        let server = self.spawn_instance(n);
+        *self.server(n) = server;
+    }
+
+    /// The server's log so far, for failure messages.
+    pub fn log(&self, n: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("instance-{n}/server.log"))).unwrap_or_default()
+    }
+
+    /// Runs an owner command against the deployment's store, as an operator would.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(server_binary())
+            .args(args)
+            .env("COBOT_DATA_DIR", self.dir.path())
+            .envs(self.env())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("cobot-server runs");
+        assert!(
+            out.status.success(),
+            "cobot-server {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// The project's contributions, exported with the owner command.
+    pub fn contributions(&self) -> Vec<Value> {
+        self.cli(&[
+            "project",
+            "export",
+            &self.project,
+            "--what",
+            "contributions",
+            "--format",
+            "jsonl",
+        ])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+    }
+
+    pub fn url(&self, instance: usize, path: &str) -> String {
+        format!("{}{path}", self.server(instance).base)
+    }
+
+    /// Sends a request; `None` when no reply came back (the server is down).
+    async fn send(&self, request: reqwest::RequestBuilder) -> Option<Reply> {
+        let resp = request.send().await.ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        Some(Reply { status, body })
+    }
+
+    pub async fn get(&self, instance: usize, path: &str) -> Option<Reply> {
+        self.send(self.client.get(self.url(instance, path))).await
+    }
+
+    pub async fn post_challenge(&self, instance: usize) -> Option<Reply> {
+        let body = json!({"sitekey": self.site.sitekey, "lang": "fr"});
+        self.send(
+            self.client
+                .post(self.url(instance, "/api/v1/challenge"))
+                .header("Origin", ORIGIN)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn post_answer(&self, instance: usize, challenge_id: &str) -> Option<Reply> {
+        let body = json!({ "answers": [CONTROL_LABEL, CONTROL_LABEL] });
+        self.send(
+            self.client
+                .post(self.url(instance, &format!("/api/v1/challenge/{challenge_id}/answer")))
+                .header("Origin", ORIGIN)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn siteverify(&self, instance: usize, token: &str) -> Option<Reply> {
+        self.send(
+            self.client
+                .post(self.url(instance, "/siteverify"))
+                .form(&[("secret", self.site.secret.as_str()), ("response", token)]),
+        )
+        .await
+    }
+
+    /// Passes a check as a citizen would: the challenge from one instance, the answer at another.
+    pub async fn pass_check(&self, challenge_at: usize, answer_at: usize) -> String {
+        let challenge = self.post_challenge(challenge_at).await.expect("a reply");
+        assert_eq!(challenge.status, 200, "{:?}", challenge.body);
+        let id = challenge.body["challenge_id"].as_str().expect("a challenge id");
+        let answer = self.post_answer(answer_at, id).await.expect("a reply");
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert_eq!(answer.body["success"], true, "{:?}", answer.body);
+        answer.body["token"].as_str().expect("a token").to_owned()
     }
 }

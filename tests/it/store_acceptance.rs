@@ -348,15 +348,10 @@ async fn concurrent_takes_give_exactly_one_winner(instances: &[&AnyStore]) {
     let token_takes = join_all((0..50).map(|n| instances[n % instances.len()].take_token(&t.id))).await;
     let winners = challenge_takes
         .into_iter()
-        .map(|r| r.expect("take"))
-        .filter(Option::is_some)
+        .filter_map(|r| r.expect("take"))
         .count();
     assert_eq!(winners, 1, "a challenge is answered once");
-    let winners = token_takes
-        .into_iter()
-        .map(|r| r.expect("take"))
-        .filter(Option::is_some)
-        .count();
+    let winners = token_takes.into_iter().filter_map(|r| r.expect("take")).count();
     assert_eq!(winners, 1, "a token is redeemed once");
 }
 
@@ -408,41 +403,56 @@ async fn contributions_are_kept_in_order_per_project(store: &AnyStore) {
     }
 }
 
-async fn instances_share_one_truth(a: &AnyStore, b: &AnyStore) {
-    let project = a
+async fn instances_share_one_truth(first: &AnyStore, second: &AnyStore) {
+    let project = first
         .create_project(
             new_project("shared"),
             vec![image("c", Some("flat")), image("u", None)],
         )
         .await
         .expect("create");
-    assert_eq!(b.project(project.id).await.expect("read"), Some(project.clone()));
-    assert!(b.pick_slots(project.id).await.expect("pick").is_some());
-    let s = site(&[project.id]);
-    a.create_site(s.clone()).await.expect("create site");
-    assert_eq!(b.site(&s.sitekey).await.expect("read"), Some(s.clone()));
-    assert!(matches!(b.create_site(s).await, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        second.project(project.id).await.expect("read"),
+        Some(project.clone())
+    );
+    assert!(second.pick_slots(project.id).await.expect("pick").is_some());
+    let shared_site = site(&[project.id]);
+    first.create_site(shared_site.clone()).await.expect("create site");
+    assert_eq!(
+        second.site(&shared_site.sitekey).await.expect("read"),
+        Some(shared_site.clone())
+    );
+    assert!(matches!(
+        second.create_site(shared_site).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     // A challenge issued by one instance is answered at the other, and only once.
-    let c = challenge(project.id, 60);
-    a.put_challenge(c.clone()).await.expect("put");
-    assert_eq!(b.take_challenge(&c.id).await.expect("take"), Some(c.clone()));
-    assert_eq!(a.take_challenge(&c.id).await.expect("take"), None);
-    let t = token(60);
-    b.put_token(t.clone()).await.expect("put");
-    assert_eq!(a.take_token(&t.id).await.expect("take"), Some(t));
+    let pending = challenge(project.id, 60);
+    first.put_challenge(pending.clone()).await.expect("put");
+    assert_eq!(
+        second.take_challenge(&pending.id).await.expect("take"),
+        Some(pending.clone())
+    );
+    assert_eq!(first.take_challenge(&pending.id).await.expect("take"), None);
+    let outstanding = token(60);
+    second.put_token(outstanding.clone()).await.expect("put");
+    assert_eq!(
+        first.take_token(&outstanding.id).await.expect("take"),
+        Some(outstanding)
+    );
 
     // Contributions from both land in one log, with distinct sequence numbers.
-    let x = a
+    let x = first
         .add_contribution(contribution(project.id, 1, "flat"))
         .await
         .expect("add");
-    let y = b
+    let y = second
         .add_contribution(contribution(project.id, 1, "flat"))
         .await
         .expect("add");
     assert_ne!(x, y);
-    assert_eq!(a.contributions(project.id).await.expect("read").len(), 2);
+    assert_eq!(first.contributions(project.id).await.expect("read").len(), 2);
 }
 
 #[tokio::test]

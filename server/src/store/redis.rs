@@ -21,7 +21,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
 use serde::{Deserialize, Serialize};
 
 use super::{ImageData, Store, StoreError, StoredContribution};
@@ -116,6 +116,25 @@ fn connect(urls: &str) -> Result<Conn, StoreError> {
                 client.get_pending_async_connection_with_config(config),
             ))
         }
+    }
+}
+
+/// A connection that broke (Redis restarted, a network blip) fails the one request that finds it broken while
+/// the client reconnects. A command that may safely run twice is sent once more, so that a restart of Redis
+/// costs no failed request. `GETDEL` qualifies: if the first attempt took the record and its reply was lost,
+/// the second finds nothing, which refuses the token or challenge (never accepts it twice).
+async fn idempotent<T: FromRedisValue>(conn: &mut Conn, cmd: &Cmd) -> RedisResult<T> {
+    match cmd.query_async(conn).await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => cmd.query_async(conn).await,
+        other => other,
+    }
+}
+
+/// [`idempotent`] for a pipeline of reads.
+async fn idempotent_pipe<T: FromRedisValue>(conn: &mut Conn, pipe: &Pipeline) -> RedisResult<T> {
+    match pipe.query_async(conn).await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => pipe.query_async(conn).await,
+        other => other,
     }
 }
 
@@ -290,14 +309,8 @@ impl RedisStore {
         };
         let mut conn = self.ephemeral.clone();
         self.run(async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("EX")
-                .arg(ttl)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(write_error(what))
+            let set = redis::cmd("SET").arg(key).arg(value).arg("EX").arg(ttl).clone();
+            idempotent::<()>(&mut conn, &set).await.map_err(write_error(what))
         })
         .await
     }
@@ -310,9 +323,7 @@ impl RedisStore {
         let mut conn = self.ephemeral.clone();
         let raw: Option<Vec<u8>> = self
             .run(async move {
-                redis::cmd(command)
-                    .arg(key)
-                    .query_async(&mut conn)
+                idempotent(&mut conn, redis::cmd(command).arg(key))
                     .await
                     .map_err(|e| unavailable(&e))
             })
@@ -331,9 +342,7 @@ impl RedisStore {
         let mut conn = self.durable.clone();
         let raw: Option<Vec<u8>> = self
             .run(async move {
-                redis::cmd("GET")
-                    .arg(key)
-                    .query_async(&mut conn)
+                idempotent(&mut conn, redis::cmd("GET").arg(key))
                     .await
                     .map_err(|e| unavailable(&e))
             })
@@ -346,8 +355,7 @@ impl RedisStore {
         for conn in [&self.durable, &self.ephemeral] {
             let mut conn = conn.clone();
             self.run(async move {
-                redis::cmd("PING")
-                    .query_async::<()>(&mut conn)
+                idempotent::<()>(&mut conn, &redis::cmd("PING"))
                     .await
                     .map_err(|e| unavailable(&e))
             })
@@ -519,9 +527,7 @@ impl Store for RedisStore {
         let mut conn = self.durable.clone();
         let raw: Vec<Vec<u8>> = self
             .run(async move {
-                redis::cmd("HVALS")
-                    .arg(key::images(project))
-                    .query_async(&mut conn)
+                idempotent(&mut conn, redis::cmd("HVALS").arg(key::images(project)))
                     .await
                     .map_err(|e| unavailable(&e))
             })
@@ -538,13 +544,12 @@ impl Store for RedisStore {
         let mut conn = self.durable.clone();
         let (content_type, bytes): (Option<String>, Option<Vec<u8>>) = self
             .run(async move {
-                redis::cmd("HMGET")
+                let hmget = redis::cmd("HMGET")
                     .arg(key::image_data(id))
                     .arg("content_type")
                     .arg("bytes")
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| unavailable(&e))
+                    .clone();
+                idempotent(&mut conn, &hmget).await.map_err(|e| unavailable(&e))
             })
             .await?;
         Ok(content_type
@@ -557,14 +562,15 @@ impl Store for RedisStore {
         // Random members straight from the serving sets: no scan, one round trip, one slot.
         let (controls, unknowns): (Vec<String>, Vec<String>) = self
             .run(async move {
-                redis::pipe()
+                let picks = redis::pipe()
                     .cmd("SRANDMEMBER")
                     .arg(key::controls(project))
                     .arg(2)
                     .cmd("SRANDMEMBER")
                     .arg(key::unknowns(project))
                     .arg(1)
-                    .query_async(&mut conn)
+                    .clone();
+                idempotent_pipe(&mut conn, &picks)
                     .await
                     .map_err(|e| unavailable(&e))
             })
@@ -621,9 +627,7 @@ impl Store for RedisStore {
         let secret_key = key::site_secret(secret_hash);
         let sitekey: Option<String> = self
             .run(async move {
-                redis::cmd("GET")
-                    .arg(secret_key)
-                    .query_async(&mut conn)
+                idempotent(&mut conn, redis::cmd("GET").arg(secret_key))
                     .await
                     .map_err(|e| unavailable(&e))
             })
@@ -689,13 +693,12 @@ impl Store for RedisStore {
             let mut conn = self.durable.clone();
             let page: Vec<Vec<u8>> = self
                 .run(async move {
-                    redis::cmd("LRANGE")
+                    let range = redis::cmd("LRANGE")
                         .arg(key::contributions(project))
                         .arg(start)
                         .arg(start + READ_PAGE - 1)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| unavailable(&e))
+                        .clone();
+                    idempotent(&mut conn, &range).await.map_err(|e| unavailable(&e))
                 })
                 .await?;
             for raw in &page {
