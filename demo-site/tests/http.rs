@@ -34,12 +34,12 @@ impl TestSite {
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .unwrap();
-        let body = response.body().await.unwrap();
+            .expect("the demo site answers");
+        let body = response.body().await.expect("a body");
         (
             response.status().as_u16(),
             response.headers().clone(),
-            String::from_utf8(body.to_vec()).unwrap(),
+            String::from_utf8(body.to_vec()).expect("UTF-8 HTML"),
         )
     }
 
@@ -49,19 +49,19 @@ impl TestSite {
             .post(format!("{}/", self.base))
             .send_form(&fields)
             .await
-            .unwrap();
-        let body = response.body().await.unwrap();
+            .expect("the demo site answers");
+        let body = response.body().await.expect("a body");
         (
             response.status().as_u16(),
-            String::from_utf8(body.to_vec()).unwrap(),
+            String::from_utf8(body.to_vec()).expect("UTF-8 HTML"),
         )
     }
 }
 
 /// A port on which nothing listens: the Cobot server is down.
 fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("its address").port();
     drop(listener);
     format!("http://127.0.0.1:{port}")
 }

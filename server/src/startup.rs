@@ -44,7 +44,7 @@ impl Application {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings)?;
         let key = TokenKey::load_or_generate(
-            settings.signing_key.as_ref().map(|s| s.expose()),
+            settings.signing_key.as_ref().map(Secret::expose),
             &settings.data_dir,
         )?;
         let listener = TcpListener::bind(&settings.listen)

@@ -22,9 +22,8 @@ struct DemoSite {
 impl DemoSite {
     async fn start(app: &TestApp) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
             .port();
         let child = Command::new(binary("demo-site", "demo-site"))
             .env("DEMO_LISTEN", format!("127.0.0.1:{port}"))

@@ -182,13 +182,27 @@ impl TestApp {
         let site = create_site(dir.path(), &[HOSTNAME, "127.0.0.1"], &project);
         let other_site = create_site(dir.path(), &["other.example"], &project);
         let server = ServerProcess::start(dir.path(), env);
+        let client = reqwest::Client::new();
+        // The address is printed once bound; wait until it also answers, as a load balancer would.
+        let health = format!("{}/healthz", server.base);
+        for _ in 0..100 {
+            if client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         Self {
             dir,
             server,
             project,
             site,
             other_site,
-            client: reqwest::Client::new(),
+            client,
         }
     }
 

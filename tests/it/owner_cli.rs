@@ -3,10 +3,10 @@
 use crate::helpers::{cli, cli_ok, create_site, project_fixture};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("list the fixture") {
+        let entry = entry.expect("a directory entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a fixture file");
     }
 }
 

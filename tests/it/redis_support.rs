@@ -121,10 +121,10 @@ impl RedisServer {
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Some(child) = &mut self.child {
-                if child.try_wait().ok().flatten().is_some() {
-                    return false;
-                }
+            if let Some(child) = &mut self.child
+                && child.try_wait().ok().flatten().is_some()
+            {
+                return false;
             }
             // `LOADING` while the AOF is replayed: not ready yet.
             if raw_command(self.port, "PING").is_some_and(|r| r.starts_with("+PONG")) {

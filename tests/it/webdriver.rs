@@ -1,7 +1,7 @@
-//! A minimal W3C WebDriver client over HTTP, driving Debian's headless Chromium through `chromedriver`.
+//! A minimal W3C `WebDriver` client over HTTP, driving Debian's headless Chromium through `chromedriver`.
 //!
 //! A few endpoints are all the browser tests need (navigate, find, type, press keys, run a script), and
-//! speaking them directly keeps the tests free of a WebDriver crate's dependency tree.
+//! speaking them directly keeps the tests free of a `WebDriver` crate's dependency tree.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -34,7 +34,7 @@ pub struct Browser {
     driver: Child,
     base: String,
     http: reqwest::Client,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -57,7 +57,7 @@ impl Browser {
             driver,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
-            _profile: profile,
+            profile,
         };
         browser.wait_ready().await;
         let args = [
@@ -73,7 +73,7 @@ impl Browser {
         ]
         .iter()
         .map(|s| (*s).to_owned())
-        .chain([format!("--user-data-dir={}", browser._profile.path().display())])
+        .chain([format!("--user-data-dir={}", browser.profile.path().display())])
         .collect::<Vec<_>>();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -183,18 +183,6 @@ impl Browser {
     /// Ends the session (Chromium quits), then chromedriver.
     pub async fn quit(self) {
         let _ = self.http.delete(&self.base).send().await;
-    }
-
-    /// Saves a PNG of the page (for a person to look at when a test fails).
-    pub async fn screenshot(&self, path: &std::path::Path) {
-        use base64::Engine as _;
-        let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(data) = b64
-            .as_str()
-            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-        {
-            let _ = std::fs::write(path, data);
-        }
     }
 }
 

@@ -23,7 +23,7 @@ fn main() -> Result<()> {
         Some("widget") => widget::build(widget::Profile::from_args(&rest)).map(|_| ()),
         Some("size") => widget::size_report(),
         None | Some("help" | "--help" | "-h") => {
-            println!("{}", HELP);
+            println!("{HELP}");
             Ok(())
         }
         Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),

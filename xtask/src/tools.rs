@@ -70,8 +70,7 @@ pub fn ensure_apt(needs: &[(&str, &str)]) -> Result<()> {
     let root = Command::new("id")
         .arg("-u")
         .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
+        .is_ok_and(|o| o.stdout == b"0\n");
     let sudo = |args: &[&str]| {
         let mut cmd = if root {
             Command::new(args[0])
@@ -99,7 +98,7 @@ pub fn ensure_apt(needs: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-/// Chromium and its WebDriver, for the browser tests.
+/// Chromium and its `WebDriver` server, for the browser tests.
 pub fn ensure_browser() -> Result<()> {
     ensure_apt(&[("chromium", "chromium"), ("chromedriver", "chromium-driver")])
 }

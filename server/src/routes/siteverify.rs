@@ -91,9 +91,9 @@ async fn verify(request: SiteverifyRequest, state: &AppState) -> Result<Siteveri
     let response = request.response.filter(|s| !s.is_empty());
     let (secret, token) = match (secret, response) {
         (Some(secret), Some(token)) => (secret, token),
-        (None, Some(_)) => return Err(Failure::Code(codes::MISSING_INPUT_SECRET)),
         (Some(_), None) => return Err(Failure::Code(codes::MISSING_INPUT_RESPONSE)),
-        (None, None) => return Err(Failure::Code(codes::MISSING_INPUT_SECRET)),
+        // Without a secret, that is what is named first, as reCAPTCHA does.
+        (None, _) => return Err(Failure::Code(codes::MISSING_INPUT_SECRET)),
     };
     let secret = SiteSecret::parse(secret).map_err(|_| Failure::Code(codes::INVALID_INPUT_SECRET))?;
 
@@ -118,10 +118,10 @@ async fn verify(request: SiteverifyRequest, state: &AppState) -> Result<Siteveri
             },
         ));
     }
-    if let Some(expected) = request.sitekey.filter(|s| !s.is_empty()) {
-        if SiteKey::parse(expected).ok().as_ref() != Some(&claims.sitekey) {
-            return Err(Failure::Code(codes::SITEKEY_SECRET_MISMATCH));
-        }
+    if let Some(expected) = request.sitekey.filter(|s| !s.is_empty())
+        && SiteKey::parse(expected).ok().as_ref() != Some(&claims.sitekey)
+    {
+        return Err(Failure::Code(codes::SITEKEY_SECRET_MISMATCH));
     }
     if claims.issued_at + state.settings.token_lifetime_secs <= now() {
         return Err(Failure::Code(codes::TIMEOUT_OR_DUPLICATE));
