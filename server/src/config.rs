@@ -48,6 +48,10 @@ pub struct Settings {
     /// The built widget (`cargo xtask widget`); when absent, `target/widget` of the source tree is tried.
     pub widget_dir: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// Work asked of the accessible path (the proof of work for citizens who cannot answer the image
+    /// question), in leading zero bits of SHA-256: each bit doubles the average time. 18 bits take a
+    /// mid-range phone about a second on average. At most 32.
+    pub pow_difficulty_bits: u32,
     /// The Redis that holds all the data, or its durable part when `redis_ephemeral_url` is set: a URL
     /// (`redis://host:port/db`) or a comma-separated list of Redis Cluster seed nodes. It must run with
     /// `appendonly yes`, `appendfsync always` and `maxmemory-policy noeviction`. Unset: the embedded store.
@@ -67,6 +71,7 @@ impl Settings {
             .set_default("token_lifetime_secs", 300)?
             .set_default("challenge_ttl_secs", 600)?
             .set_default("log_format", "pretty")?
+            .set_default("pow_difficulty_bits", 18)?
             .add_source(
                 config::File::with_name(&file)
                     .format(config::FileFormat::Toml)

@@ -114,6 +114,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope(protocol::paths::CHALLENGE)
             .wrap(widget_api_cors())
             .route("", web::post().to(challenge::create))
+            // The accessible path; `pow` cannot be a challenge id (those have 22 characters).
+            .route("/pow", web::post().to(challenge::create_pow))
             .route("/{id}/image/{n}", web::get().to(challenge::image))
             .route("/{id}/answer", web::post().to(challenge::answer)),
     )

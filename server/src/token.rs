@@ -1,8 +1,10 @@
 //! Verification tokens: a random id and an HMAC-SHA256 over length-prefixed fields. No JWT.
 //!
-//! A token reads `v1.<kid>.<id>.<sitekey>.<issued_at>.<mac>` where `id` and `mac` are unpadded base64url. The MAC
-//! covers a purpose string, the key id, the sitekey, the id and the issue time, each prefixed by its length so
-//! that no two field lists share an encoding. It is checked in constant time (`ring::hmac::verify`) before the
+//! A token reads `v2.<kid>.<id>.<sitekey>.<issued_at>.<check>.<mac>` where `id` and `mac` are unpadded
+//! base64url and `check` is the kind of check passed (`image` or `pow`, what `siteverify` reports). The MAC
+//! covers a purpose string, the key id, the sitekey, the id, the issue time and the check, each prefixed by
+//! its length so that no two field lists share an encoding. (`v1` tokens had no check; they lived five
+//! minutes and are refused as malformed since.) It is checked in constant time (`ring::hmac::verify`) before the
 //! store is asked anything; single use is then the store's job (`Store::take_token`).
 
 use std::path::Path;
@@ -15,8 +17,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::model::UnixTime;
 use protocol::SiteKey;
 
-const PURPOSE: &[u8] = b"cobot/siteverify-token/v1";
-const VERSION: &str = "v1";
+const PURPOSE: &[u8] = b"cobot/siteverify-token/v2";
+const VERSION: &str = "v2";
 
 /// The signing key. Its `Debug` prints only the key id.
 pub struct TokenKey {
@@ -36,6 +38,32 @@ pub struct Claims {
     pub id: String,
     pub sitekey: SiteKey,
     pub issued_at: UnixTime,
+    pub check: Check,
+}
+
+/// Which check the citizen passed. Signed into the token, so that `siteverify` can tell a site without
+/// keeping it anywhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The two-image question: a human answered the control right.
+    Image,
+    /// The accessible path: the citizen's device did a proof of work.
+    Pow,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Image => protocol::checks::IMAGE,
+            Check::Pow => protocol::checks::POW,
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Check::Image, Check::Pow]
+            .into_iter()
+            .find(|c| c.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -97,9 +125,10 @@ impl TokenKey {
 
     pub fn sign(&self, claims: &Claims) -> String {
         let iat = claims.issued_at.to_string();
+        let check = claims.check.as_str();
         let mac = hmac::sign(
             &self.key,
-            &self.mac_input(&claims.id, claims.sitekey.as_str(), &iat),
+            &self.mac_input(&claims.id, claims.sitekey.as_str(), &iat, check),
         );
         [
             VERSION,
@@ -107,6 +136,7 @@ impl TokenKey {
             &claims.id,
             claims.sitekey.as_str(),
             &iat,
+            check,
             &B64.encode(mac.as_ref()),
         ]
         .join(".")
@@ -118,7 +148,7 @@ impl TokenKey {
             return Err(TokenError::Malformed);
         }
         let parts: Vec<&str> = token.split('.').collect();
-        let [version, kid, id, sitekey, iat, mac] = parts.as_slice() else {
+        let [version, kid, id, sitekey, iat, check, mac] = parts.as_slice() else {
             return Err(TokenError::Malformed);
         };
         if *version != VERSION || id.len() != 22 {
@@ -129,17 +159,18 @@ impl TokenKey {
         if *kid != self.kid {
             return Err(TokenError::BadSignature);
         }
-        hmac::verify(&self.key, &self.mac_input(id, sitekey, iat), &mac)
+        hmac::verify(&self.key, &self.mac_input(id, sitekey, iat, check), &mac)
             .map_err(|_| TokenError::BadSignature)?;
         // The fields are trusted from here on: they were signed by us.
         Ok(Claims {
             id: (*id).to_owned(),
             sitekey: SiteKey::parse(*sitekey).map_err(|_| TokenError::Malformed)?,
             issued_at: iat.parse().map_err(|_| TokenError::Malformed)?,
+            check: Check::parse(check).ok_or(TokenError::Malformed)?,
         })
     }
 
-    fn mac_input(&self, id: &str, sitekey: &str, iat: &str) -> Vec<u8> {
+    fn mac_input(&self, id: &str, sitekey: &str, iat: &str, check: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
         for field in [
             PURPOSE,
@@ -147,6 +178,7 @@ impl TokenKey {
             sitekey.as_bytes(),
             id.as_bytes(),
             iat.as_bytes(),
+            check.as_bytes(),
         ] {
             out.extend_from_slice(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
             out.extend_from_slice(field);
@@ -209,6 +241,7 @@ mod tests {
             id: random_id(),
             sitekey: SiteKey::parse("6f1c2a9e-3b4d-4c5e-8f70-0123456789ab").unwrap(),
             issued_at: 1_700_000_000,
+            check: Check::Image,
         }
     }
 
@@ -232,6 +265,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_check_kind_is_signed() {
+        let pow = Claims {
+            check: Check::Pow,
+            ..claims()
+        };
+        let token = key().sign(&pow);
+        assert_eq!(key().verify(&token).map(|c| c.check), Ok(Check::Pow));
+        // Claiming the image check for a proof-of-work token breaks the MAC.
+        let relabelled = token.replace(".pow.", ".image.");
+        assert_eq!(key().verify(&relabelled), Err(TokenError::BadSignature));
     }
 
     #[test]

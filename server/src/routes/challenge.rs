@@ -1,15 +1,31 @@
 //! The widget API: issue a challenge, serve its images, take the answer (flow 1 of DESIGN.md).
+//!
+//! Two kinds of challenge share the store and the answer endpoint. The image question (`create`) proves a
+//! human and harvests a label. The accessible path (`create_pow`), for citizens who cannot answer a question
+//! about images, asks the citizen's device for a proof of work instead: a challenge with no image slot, so
+//! nothing to perceive and nothing to harvest. It is single use like any other and its token says `pow`, so
+//! that `siteverify` tells the site which check was passed. A challenge with no slot is a proof-of-work
+//! challenge, and only that: `create` never makes one, since a project that can serve nothing is refused.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use protocol::{AnswerRequest, AnswerResponse, ChallengeImage, ChallengeRequest, LabelChoice, Lang};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use protocol::{
+    AnswerResponse, ChallengeImage, ChallengeRequest, LabelChoice, LabelId, Lang, PowChallenge, PowNonce,
+    SiteKey,
+};
 use rand::seq::SliceRandom;
+use serde::Deserialize;
 
 use super::body::{self, BodyError, error_reply};
-use crate::model::{ChallengeState, Contribution, TokenState, now, rfc3339};
+use crate::model::{ChallengeState, Contribution, ProjectId, TokenState, UnixTime, now, rfc3339};
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
-use crate::token::{Claims, random_id};
+use crate::token::{Check, Claims, random_id};
 
 /// Challenge and answer bodies are tiny; anything larger is not a widget talking.
 const BODY_LIMIT: usize = 4 * 1024;
@@ -32,6 +48,10 @@ pub enum ChallengeError {
     WrongAnswerCount { expected: usize, got: usize },
     #[error("`{0}` is not one of this question's labels")]
     InvalidLabel(String),
+    #[error("this challenge is answered with `{0}`")]
+    WrongAnswerKind(&'static str),
+    #[error("too many checks by proof of work on this site right now, please try again in a minute")]
+    PowQuotaExceeded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -66,6 +86,8 @@ impl ChallengeError {
             ChallengeError::UnknownImage => (StatusCode::NOT_FOUND, "unknown-image"),
             ChallengeError::WrongAnswerCount { .. } => (StatusCode::BAD_REQUEST, "wrong-answer-count"),
             ChallengeError::InvalidLabel(_) => (StatusCode::BAD_REQUEST, "invalid-label"),
+            ChallengeError::WrongAnswerKind(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            ChallengeError::PowQuotaExceeded => (StatusCode::TOO_MANY_REQUESTS, "rate-limited"),
             ChallengeError::Store(StoreError::Full(_)) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ChallengeError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
         }
@@ -208,6 +230,36 @@ pub async fn image(
         .body(data.bytes))
 }
 
+/// The answer body: the image question's `answers` or the accessible path's `nonce` (the union of
+/// `protocol::AnswerRequest` and `protocol::PowAnswerRequest`). Read as one struct so that each field keeps
+/// its precise parse error and a body with neither or both is refused before any lookup.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    #[serde(default)]
+    answers: Option<Vec<LabelId>>,
+    #[serde(default)]
+    nonce: Option<PowNonce>,
+}
+
+enum Answer {
+    Labels(Vec<LabelId>),
+    Nonce(PowNonce),
+}
+
+impl TryFrom<AnswerBody> for Answer {
+    type Error = BodyError;
+    fn try_from(body: AnswerBody) -> Result<Self, BodyError> {
+        match (body.answers, body.nonce) {
+            (Some(answers), None) => Ok(Answer::Labels(answers)),
+            (None, Some(nonce)) => Ok(Answer::Nonce(nonce)),
+            _ => Err(BodyError::Malformed(
+                "expected either `answers` (one label per image) or `nonce` (proof of work)".into(),
+            )),
+        }
+    }
+}
+
 #[tracing::instrument(name = "answer challenge", skip_all)]
 pub async fn answer(
     req: HttpRequest,
@@ -216,7 +268,8 @@ pub async fn answer(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ChallengeError> {
     let id = path.into_inner();
-    let request: AnswerRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
+    let body: AnswerBody = body::json(payload, req.headers(), BODY_LIMIT).await?;
+    let answer = Answer::try_from(body)?;
     // Everything is checked before the challenge is consumed, so that bad input changes nothing.
     let challenge = state
         .store
@@ -224,10 +277,24 @@ pub async fn answer(
         .await?
         .ok_or(ChallengeError::UnknownChallenge)?;
     check_origin(&req, std::slice::from_ref(&challenge.hostname))?;
-    if request.answers.len() != challenge.slots.len() {
+    match (answer, challenge.slots.is_empty()) {
+        (Answer::Labels(answers), false) => answer_images(&state, &id, &challenge, answers).await,
+        (Answer::Nonce(nonce), true) => answer_pow(&state, &id, &challenge, &nonce).await,
+        (Answer::Labels(_), true) => Err(ChallengeError::WrongAnswerKind("nonce")),
+        (Answer::Nonce(_), false) => Err(ChallengeError::WrongAnswerKind("answers")),
+    }
+}
+
+async fn answer_images(
+    state: &AppState,
+    id: &str,
+    challenge: &ChallengeState,
+    answers: Vec<LabelId>,
+) -> Result<HttpResponse, ChallengeError> {
+    if answers.len() != challenge.slots.len() {
         return Err(ChallengeError::WrongAnswerCount {
             expected: challenge.slots.len(),
-            got: request.answers.len(),
+            got: answers.len(),
         });
     }
     let project = state
@@ -235,33 +302,28 @@ pub async fn answer(
         .project(challenge.project)
         .await?
         .ok_or(ChallengeError::UnknownChallenge)?;
-    if let Some(bad) = request.answers.iter().find(|a| !project.has_label(a)) {
+    if let Some(bad) = answers.iter().find(|a| !project.has_label(a)) {
         return Err(ChallengeError::InvalidLabel(bad.to_string()));
     }
     // Of concurrent answers to one challenge, exactly one gets past this line.
     let challenge = state
         .store
-        .take_challenge(&id)
+        .take_challenge(id)
         .await?
         .ok_or(ChallengeError::UnknownChallenge)?;
 
     let passed = challenge
         .slots
         .iter()
-        .zip(&request.answers)
+        .zip(&answers)
         .all(|(slot, answer)| slot.expected.as_ref().is_none_or(|expected| expected == answer));
     if !passed {
         tracing::info!(outcome = "wrong-answer", "challenge failed");
-        return Ok(HttpResponse::Ok().json(AnswerResponse {
-            success: false,
-            token: None,
-            expires_in: None,
-            error: Some("wrong-answer".into()),
-        }));
+        return Ok(wrong_answer());
     }
 
     let t = now();
-    for (slot, answer) in challenge.slots.iter().zip(&request.answers) {
+    for (slot, answer) in challenge.slots.iter().zip(&answers) {
         if slot.expected.is_none() {
             // Durable before the reply: an acknowledged contribution is never lost.
             state
@@ -276,12 +338,65 @@ pub async fn answer(
                 .await?;
         }
     }
+    pow_quota().credit_image_pass(&challenge.sitekey, t);
+    issue_token(state, challenge, Check::Image, t).await
+}
 
+async fn answer_pow(
+    state: &AppState,
+    id: &str,
+    challenge: &ChallengeState,
+    nonce: &PowNonce,
+) -> Result<HttpResponse, ChallengeError> {
+    let salt = pow_salt(&challenge.id, &challenge.sitekey);
+    let mut input = Vec::with_capacity(salt.len() + nonce.as_str().len());
+    input.extend_from_slice(salt.as_bytes());
+    input.extend_from_slice(nonce.as_str().as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &input);
+    let t = now();
+    let enough = protocol::pow::meets(digest.as_ref(), difficulty_bits(state));
+    // The quota is charged only for real work, and a refusal leaves the challenge for a later try.
+    if enough && !pow_quota().try_charge(&challenge.sitekey, t) {
+        tracing::warn!(outcome = "quota", "proof-of-work quota of the site exhausted");
+        return Err(ChallengeError::PowQuotaExceeded);
+    }
+    // Of concurrent answers to one challenge, exactly one gets past this line.
+    let Some(challenge) = state.store.take_challenge(id).await? else {
+        if enough {
+            pow_quota().refund(&challenge.sitekey, t);
+        }
+        return Err(ChallengeError::UnknownChallenge);
+    };
+    if !enough {
+        // Like a wrong answer to the control: the challenge is spent, the widget asks for another.
+        tracing::info!(outcome = "wrong-answer", "proof of work short of the difficulty");
+        return Ok(wrong_answer());
+    }
+    issue_token(state, challenge, Check::Pow, t).await
+}
+
+fn wrong_answer() -> HttpResponse {
+    HttpResponse::Ok().json(AnswerResponse {
+        success: false,
+        token: None,
+        expires_in: None,
+        error: Some("wrong-answer".into()),
+    })
+}
+
+/// Signs a token for a passed challenge and records it for single use.
+async fn issue_token(
+    state: &AppState,
+    challenge: ChallengeState,
+    check: Check,
+    t: UnixTime,
+) -> Result<HttpResponse, ChallengeError> {
     let lifetime = state.settings.token_lifetime_secs;
     let claims = Claims {
         id: random_id(),
         sitekey: challenge.sitekey.clone(),
         issued_at: t,
+        check,
     };
     let token = state.key.sign(&claims);
     state
@@ -294,7 +409,7 @@ pub async fn answer(
             expires_at: t + lifetime,
         })
         .await?;
-    tracing::info!(outcome = "passed", "challenge passed");
+    tracing::info!(outcome = "passed", check = check.as_str(), "challenge passed");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(AnswerResponse {
@@ -303,4 +418,152 @@ pub async fn answer(
             expires_in: Some(lifetime),
             error: None,
         }))
+}
+
+// --- The accessible path: a proof of work instead of the image question. ---
+
+/// `POST /api/v1/challenge/pow`: a challenge that needs no perception. Same sitekey and `Origin` checks as the
+/// image question; its only cost is the work, which the per-site quota bounds.
+#[tracing::instrument(name = "create pow challenge", skip_all, fields(sitekey))]
+pub async fn create_pow(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ChallengeError> {
+    let request: ChallengeRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
+    tracing::Span::current().record("sitekey", request.sitekey.as_str());
+    let site = state
+        .store
+        .site(&request.sitekey)
+        .await?
+        .ok_or(ChallengeError::UnknownSitekey)?;
+    let hostname = check_origin(&req, &site.hostnames)?;
+    if !pow_quota().allows(&site.sitekey, now()) {
+        tracing::warn!(outcome = "quota", "proof-of-work quota of the site exhausted");
+        return Err(ChallengeError::PowQuotaExceeded);
+    }
+
+    let id = random_id();
+    let expires_at = now() + state.settings.challenge_ttl_secs;
+    let challenge = PowChallenge {
+        challenge_id: protocol::ChallengeId::parse(id.clone())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        salt: pow_salt(&id, &site.sitekey),
+        difficulty_bits: difficulty_bits(&state),
+        expires_at: rfc3339(expires_at),
+    };
+    state
+        .store
+        .put_challenge(ChallengeState {
+            id,
+            sitekey: site.sitekey,
+            hostname,
+            // Unused: a challenge without slots harvests nothing. Any of the site's projects keeps the
+            // record well formed.
+            project: site.projects.first().copied().unwrap_or(ProjectId(0)),
+            slots: Vec::new(),
+            expires_at,
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(challenge))
+}
+
+fn difficulty_bits(state: &AppState) -> u32 {
+    state
+        .settings
+        .pow_difficulty_bits
+        .min(protocol::pow::MAX_DIFFICULTY_BITS)
+}
+
+/// The proof-of-work salt: SHA-256 over a purpose string, the challenge id and the sitekey (length-prefixed),
+/// base64url. The challenge id is 128 random bits, so no work can be done before the challenge exists; the
+/// 43 characters leave room for a nonce in the same SHA-256 block.
+pub fn pow_salt(challenge_id: &str, sitekey: &SiteKey) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for field in [
+        b"cobot/pow-salt/v1".as_slice(),
+        challenge_id.as_bytes(),
+        sitekey.as_str().as_bytes(),
+    ] {
+        ctx.update(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
+        ctx.update(field);
+    }
+    B64.encode(ctx.finish().as_ref())
+}
+
+/// The accessible path's stricter quota, per site: proof-of-work passes are limited to a burst plus what
+/// the site's own traffic earns: one per four image passes, and one a minute whatever happens, so that a site
+/// with little traffic still serves the citizens who need it. The work itself costs a bot little on native
+/// hardware; this bound keeps a farm of them from turning the accessible path into a free pass.
+///
+/// It is kept in the process, not in the store: with several server instances each applies it on its own,
+/// which multiplies the bound by their number (still a bound). It is looked at when a challenge is asked, so
+/// that nobody computes in vain when it is spent, and charged when a proof is accepted, so that draining it
+/// costs the work of every pass.
+#[derive(Default)]
+struct PowQuota {
+    sites: Mutex<HashMap<SiteKey, Allowance>>,
+}
+
+#[derive(Clone, Copy)]
+struct Allowance {
+    /// Passes left, in quarters (an image pass earns one quarter).
+    quarters: u64,
+    updated: UnixTime,
+}
+
+impl PowQuota {
+    const BURST_QUARTERS: u64 = 4 * 30;
+    const SECS_PER_FREE_PASS: u64 = 60;
+
+    fn with_site<T>(&self, sitekey: &SiteKey, t: UnixTime, f: impl FnOnce(&mut Allowance) -> T) -> T {
+        let mut sites = self
+            .sites
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let allowance = sites.entry(sitekey.clone()).or_insert(Allowance {
+            quarters: Self::BURST_QUARTERS,
+            updated: t,
+        });
+        let earned = t.saturating_sub(allowance.updated) / Self::SECS_PER_FREE_PASS;
+        if earned > 0 {
+            allowance.quarters = (allowance.quarters + 4 * earned).min(Self::BURST_QUARTERS);
+            allowance.updated += earned * Self::SECS_PER_FREE_PASS;
+        }
+        f(allowance)
+    }
+
+    fn allows(&self, sitekey: &SiteKey, t: UnixTime) -> bool {
+        self.with_site(sitekey, t, |a| a.quarters >= 4)
+    }
+
+    /// Takes one pass from the site's allowance; `false` when there is none left.
+    fn try_charge(&self, sitekey: &SiteKey, t: UnixTime) -> bool {
+        self.with_site(sitekey, t, |a| {
+            let ok = a.quarters >= 4;
+            if ok {
+                a.quarters -= 4;
+            }
+            ok
+        })
+    }
+
+    fn refund(&self, sitekey: &SiteKey, t: UnixTime) {
+        self.with_site(sitekey, t, |a| {
+            a.quarters = (a.quarters + 4).min(Self::BURST_QUARTERS);
+        });
+    }
+
+    fn credit_image_pass(&self, sitekey: &SiteKey, t: UnixTime) {
+        self.with_site(sitekey, t, |a| {
+            a.quarters = (a.quarters + 1).min(Self::BURST_QUARTERS);
+        });
+    }
+}
+
+fn pow_quota() -> &'static PowQuota {
+    static QUOTA: std::sync::OnceLock<PowQuota> = std::sync::OnceLock::new();
+    QUOTA.get_or_init(PowQuota::default)
 }

@@ -141,6 +141,7 @@ async fn verify(request: SiteverifyRequest, state: &AppState) -> Result<Siteveri
         challenge_ts: Some(rfc3339(record.challenge_ts)),
         hostname: Some(record.hostname),
         error_codes: Vec::new(),
-        check: Some("image".into()),
+        // From the signed claims: which check was passed (`image`, or `pow` for the accessible path).
+        check: Some(claims.check.as_str().into()),
     })
 }
