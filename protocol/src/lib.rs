@@ -223,6 +223,13 @@ pub mod pow {
         None
     }
 
+    /// `n` in decimal, as the nonce is sent and hashed (without the `fmt` machinery, which weighs on wasm).
+    pub fn decimal(n: u64) -> String {
+        let mut digits = [0u8; 20];
+        let len = write_decimal(&mut digits, n);
+        digits[..len].iter().map(|d| char::from(*d)).collect()
+    }
+
     /// Writes `n` in decimal at the start of `out` (at least 20 bytes) and returns how many bytes it took.
     fn write_decimal(out: &mut [u8], mut n: u64) -> usize {
         let mut digits = [0u8; 20];
@@ -573,6 +580,9 @@ mod tests {
         }
         assert_eq!(pow::search(salt, 8, 0, nonce), None, "the range is half-open");
         assert_eq!(pow::search(salt, 8, nonce, 1), Some(nonce));
+        assert_eq!(pow::decimal(nonce), nonce.to_string());
+        assert_eq!(pow::decimal(u64::MAX), u64::MAX.to_string());
+        assert_eq!(pow::decimal(0), "0");
         // A salt too long for the stack buffer takes the slow path and agrees.
         let long = "s".repeat(200);
         let nonce = pow::search(&long, 6, 0, 1 << 20).unwrap();

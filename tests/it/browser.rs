@@ -172,3 +172,60 @@ async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_al
         "the same token was accepted twice"
     );
 }
+
+#[tokio::test]
+async fn a_citizen_who_cannot_answer_the_image_question_passes_by_proof_of_work_with_the_keyboard_alone() {
+    let app = TestApp::spawn().await;
+    let demo = DemoSite::start(&app).await;
+    let browser = Browser::start().await;
+    browser.goto(&demo.url).await;
+    browser
+        .wait_for(WIDGET_READY, 30, "the widget and both images")
+        .await;
+    browser.type_into("#description", "Un lampadaire éteint.").await;
+
+    // Tab past the images to the visible option, and take it with Enter.
+    tab_to(&browser, 60, |f| {
+        f["in_widget"] == true && f["text"] == "Je ne peux pas répondre à la question en images"
+    })
+    .await;
+    browser.press(ENTER).await;
+
+    // The focus does not fall back to the page: it lands on the way back to the images, which the
+    // explanation describes, while the device computes and then checks.
+    let back = browser
+        .wait_for(
+            "const f = document.querySelector('.cobot-captcha').shadowRoot.activeElement; \
+             return f ? f.innerText : null;",
+            15,
+            "the focus on the way back",
+        )
+        .await;
+    assert_eq!(back, "Revenir à la question en images");
+    let token = browser
+        .wait_for(TOKEN, 60, "the token of the proof of work in the form")
+        .await;
+    let token = token.as_str().expect("a token string").to_owned();
+    let announced = browser
+        .eval("return document.querySelector('.cobot-captcha').shadowRoot.querySelector('[role=status]').innerText;")
+        .await;
+    assert!(
+        announced.as_str().is_some_and(|s| s.contains("réussie")),
+        "not announced: {announced}"
+    );
+    browser.quit().await;
+
+    // The site learns which check was passed. (A new connection: the pooled one may have been closed by
+    // the server's keep-alive while the browser worked.)
+    let verdict: protocol::SiteverifyResponse = reqwest::Client::new()
+        .post(app.url("/siteverify"))
+        .form(&[("secret", app.site.secret.as_str()), ("response", token.as_str())])
+        .send()
+        .await
+        .expect("request sent")
+        .json()
+        .await
+        .expect("a siteverify reply");
+    assert!(verdict.success, "{verdict:?}");
+    assert_eq!(verdict.check.as_deref(), Some("pow"));
+}

@@ -91,6 +91,10 @@ pub fn Captcha(props: &CaptchaProps) -> Html {
         let challenge = challenge.clone();
         Callback::from(move |()| challenge.load())
     };
+    let on_switch = {
+        let challenge = challenge.clone();
+        Callback::from(move |mode| challenge.switch(mode))
+    };
     let on_styled = {
         let styled = styled.clone();
         Callback::from(move |_: Event| styled.set(true))
@@ -103,7 +107,7 @@ pub fn Captcha(props: &CaptchaProps) -> Html {
             <div class="cobot" lang={config.lang.as_str()} data-theme={config.theme.as_str()}
                 hidden={!*styled} ref={body_ref}>
                 <Panel state={Rc::new((*state).clone())} lang={config.lang} base={AttrValue::from(config.base.clone())}
-                    {on_pick} {on_submit} {on_reload} {status_ref} />
+                    {on_pick} {on_submit} {on_reload} {on_switch} {status_ref} />
             </div>
         </>
     }

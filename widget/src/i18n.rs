@@ -29,6 +29,12 @@ pub struct Texts {
     pub server_error: &'static str,
     pub too_many: &'static str,
     pub misconfigured: &'static str,
+    /// The accessible path: the button that switches to it, what it does, the way back, its progress.
+    pub use_pow: &'static str,
+    pub pow_explain: &'static str,
+    pub use_images: &'static str,
+    pub computing: &'static str,
+    pub pow_about: &'static str,
 }
 
 pub static FR: Texts = Texts {
@@ -52,6 +58,12 @@ pub static FR: Texts = Texts {
     server_error: "Le service de vérification n’a pas pu répondre. Réessayez dans un instant.",
     too_many: "Trop de tentatives. Patientez une minute avant de réessayer.",
     misconfigured: "La vérification est mal configurée sur ce site. Prévenez son gestionnaire, s’il vous plaît.",
+    use_pow: "Je ne peux pas répondre à la question en images",
+    pow_explain: "Votre appareil va effectuer un petit calcul pour vérifier que vous n’êtes pas un robot, \
+                  cela prend quelques secondes.",
+    use_images: "Revenir à la question en images",
+    computing: "Calcul en cours, patientez quelques secondes…",
+    pow_about: "Aucune réponse n’est demandée ni enregistrée.",
 };
 
 pub static EN: Texts = Texts {
@@ -75,6 +87,12 @@ pub static EN: Texts = Texts {
     server_error: "The verification service could not answer. Please try again in a moment.",
     too_many: "Too many attempts. Please wait a minute before trying again.",
     misconfigured: "The check is misconfigured on this site. Please tell the site’s administrators.",
+    use_pow: "I can’t answer the image question",
+    pow_explain: "Your device will do a small computation to check that you are not a robot; \
+                  it takes a few seconds.",
+    use_images: "Back to the image question",
+    computing: "Computing, please wait a few seconds…",
+    pow_about: "Nothing is asked of you and nothing is recorded.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

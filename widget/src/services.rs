@@ -1,4 +1,4 @@
-//! The two calls the widget makes to its own server, with `fetch` from `web-sys` directly.
+//! The calls the widget makes to its own server, with `fetch` from `web-sys` directly.
 //!
 //! Replies are read with the browser's JSON parser and picked apart field by field: `serde_json` or
 //! `serde-wasm-bindgen` would cost the citizen more download than these few fields are worth. What arrives is
@@ -6,8 +6,8 @@
 
 use js_sys::{Array, JSON, Object, Reflect};
 use protocol::{
-    AnswerResponse, ApiError, Challenge, ChallengeId, ChallengeImage, LabelChoice, LabelId, Lang, SiteKey,
-    paths,
+    AnswerResponse, ApiError, Challenge, ChallengeId, ChallengeImage, LabelChoice, LabelId, Lang,
+    PowChallenge, SiteKey, paths,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -67,11 +67,53 @@ pub async fn submit_answers(
     let body = Object::new();
     set(&body, "answers", &list);
     let reply = post_json(&join(base, &paths::answer(challenge_id.as_str())), &body).await?;
+    parse_verdict(&reply)
+}
+
+/// `POST {base}/api/v1/challenge/pow`: the accessible path.
+pub async fn fetch_pow_challenge(
+    base: &str,
+    sitekey: &SiteKey,
+    lang: Lang,
+) -> Result<PowChallenge, ServiceError> {
+    let body = Object::new();
+    set(&body, "sitekey", &sitekey.as_str().into());
+    set(&body, "lang", &lang.as_str().into());
+    let reply = post_json(&join(base, paths::POW_CHALLENGE), &body).await?;
+    let difficulty_bits = get(&reply, "difficulty_bits").as_f64().map(f64_to_u64);
+    let parsed = (|| {
+        Some(PowChallenge {
+            challenge_id: ChallengeId::parse(get_string(&reply, "challenge_id")?).ok()?,
+            salt: get_string(&reply, "salt")?,
+            // More than the protocol allows would keep a phone busy for minutes: refuse it as a bad reply.
+            difficulty_bits: u32::try_from(difficulty_bits?)
+                .ok()
+                .filter(|b| *b <= protocol::pow::MAX_DIFFICULTY_BITS)?,
+            expires_at: get_string(&reply, "expires_at").unwrap_or_default(),
+        })
+    })();
+    parsed.ok_or(ServiceError::BadReply)
+}
+
+/// `POST {base}/api/v1/challenge/{id}/answer` with the proof of work's nonce.
+pub async fn submit_nonce(
+    base: &str,
+    challenge_id: &ChallengeId,
+    nonce: u64,
+) -> Result<Verdict, ServiceError> {
+    let body = Object::new();
+    // A string: a JSON number loses digits above 2^53 in JavaScript.
+    set(&body, "nonce", &JsValue::from_str(&protocol::pow::decimal(nonce)));
+    let reply = post_json(&join(base, &paths::answer(challenge_id.as_str())), &body).await?;
+    parse_verdict(&reply)
+}
+
+fn parse_verdict(reply: &JsValue) -> Result<Verdict, ServiceError> {
     let reply = AnswerResponse {
-        success: get(&reply, "success").as_bool() == Some(true),
-        token: get_string(&reply, "token"),
-        expires_in: get(&reply, "expires_in").as_f64().map(f64_to_u64),
-        error: get_string(&reply, "error"),
+        success: get(reply, "success").as_bool() == Some(true),
+        token: get_string(reply, "token"),
+        expires_in: get(reply, "expires_in").as_f64().map(f64_to_u64),
+        error: get_string(reply, "error"),
     };
     match reply {
         AnswerResponse {

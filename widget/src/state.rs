@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use protocol::{Challenge, LabelId};
+use protocol::{Challenge, LabelId, PowChallenge};
 use yew::Reducible;
 
 use crate::services::{ServiceError, Verdict};
@@ -17,6 +17,8 @@ pub enum Phase {
     Loading,
     /// A challenge is shown and the citizen is answering.
     Answering,
+    /// The accessible path: the device is computing the proof of work.
+    Computing,
     /// The answers are on their way.
     Checking,
     /// Passed: `token` is in the host form's hidden field until it expires.
@@ -34,10 +36,24 @@ pub enum Notice {
     QuestionExpired,
 }
 
+/// Which check the citizen is taking.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The two-image question.
+    #[default]
+    Images,
+    /// The accessible path, for whoever cannot answer a question about images: a proof of work that the
+    /// device computes, with nothing to see or answer.
+    Pow,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     pub phase: Phase,
+    pub mode: Mode,
     pub challenge: Option<Rc<Challenge>>,
+    /// The proof-of-work challenge being computed, in [`Mode::Pow`].
+    pub pow: Option<Rc<PowChallenge>>,
     /// One chosen label index per image of `challenge`.
     pub answers: Vec<Option<usize>>,
     pub notice: Option<Notice>,
@@ -52,7 +68,9 @@ impl Default for State {
     fn default() -> Self {
         State {
             phase: Phase::Loading,
+            mode: Mode::Images,
             challenge: None,
+            pow: None,
             answers: Vec::new(),
             notice: None,
             generation: 0,
@@ -65,6 +83,11 @@ pub enum Action {
     /// A new challenge is being fetched (first load, retry, new check after expiry).
     Load,
     Loaded(Challenge),
+    /// The citizen chose the image question or the accessible path; a new challenge of that kind follows.
+    Switch(Mode),
+    PowLoaded(PowChallenge),
+    /// The proof of work is found and on its way.
+    Solved,
     /// The citizen chose label `label` (an index into the challenge's labels) for image `image`.
     Pick {
         image: usize,
@@ -115,10 +138,34 @@ impl State {
                 }
                 self.phase = Phase::Loading;
             }
-            Action::Loaded(challenge) => {
+            // A reply for the other mode, late after a switch, is dropped.
+            Action::Loaded(challenge) if self.mode == Mode::Images => {
                 self.answers = vec![None; challenge.images.len()];
                 self.challenge = Some(Rc::new(challenge));
                 self.phase = Phase::Answering;
+            }
+            Action::PowLoaded(challenge) if self.mode == Mode::Pow => {
+                self.pow = Some(Rc::new(challenge));
+                self.phase = Phase::Computing;
+            }
+            Action::Loaded(_) | Action::PowLoaded(_) => {}
+            Action::Switch(mode) => {
+                if mode != self.mode && !matches!(self.phase, Phase::Verified { .. } | Phase::Checking) {
+                    // The button pressed disappears with the old content: move the focus to the new one.
+                    self.mode = mode;
+                    self.notice = None;
+                    self.challenge = None;
+                    self.answers.clear();
+                    self.pow = None;
+                    self.focus_request += 1;
+                    self.phase = Phase::Loading;
+                }
+            }
+            Action::Solved => {
+                if self.phase == Phase::Computing {
+                    self.phase = Phase::Checking;
+                    self.notice = None;
+                }
             }
             Action::Pick { image, label } => {
                 let known = self.challenge.as_ref().is_some_and(|c| label < c.labels.len());

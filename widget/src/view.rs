@@ -3,6 +3,8 @@
 //! Everything is reachable with Tab: label choices are real `<button type="button">`s with `aria-pressed`
 //! (a `type="button"` never submits the host form), the groups are named "Image 1 sur 2" plus the question,
 //! and one `role="status"` region, always present so that screen readers track it, says how the check went.
+//! Under the images, a visible button leads to the accessible path (a proof of work, nothing to perceive),
+//! which has its own button back.
 
 use std::rc::Rc;
 
@@ -11,7 +13,7 @@ use yew::prelude::*;
 
 use crate::i18n::{self, Texts};
 use crate::services::{self, ServiceError};
-use crate::state::{Notice, Phase, State};
+use crate::state::{Mode, Notice, Phase, State};
 
 #[derive(Properties, PartialEq)]
 pub struct PanelProps {
@@ -24,6 +26,9 @@ pub struct PanelProps {
     pub on_submit: Callback<()>,
     /// Fetches a new challenge (retry after an error, new check after an expiry).
     pub on_reload: Callback<()>,
+    /// Switches between the image question and the accessible path.
+    #[prop_or_default]
+    pub on_switch: Callback<Mode>,
     /// The status line, so that the root component can move the focus to it.
     #[prop_or_default]
     pub status_ref: NodeRef,
@@ -41,6 +46,19 @@ pub fn Panel(props: &PanelProps) -> Html {
         (Phase::Expired, _) => reload_button(t.new_check, &props.on_reload),
         (Phase::Failed(ServiceError::Misconfigured), _) => Html::default(),
         (Phase::Failed(_), _) => reload_button(t.retry, &props.on_reload),
+        (Phase::Loading | Phase::Computing | Phase::Checking, _) if state.mode == Mode::Pow => {
+            // The way back is described by the sentence, so that a screen reader landing on it hears both.
+            html! {
+                <>
+                    <p class="cobot-pow" id="cobot-pow">{t.pow_explain}</p>
+                    <button type="button" class="cobot-alt" aria-describedby="cobot-pow"
+                        disabled={state.phase == Phase::Checking}
+                        onclick={props.on_switch.reform(|_: MouseEvent| Mode::Images)}>
+                        {t.use_images}
+                    </button>
+                </>
+            }
+        }
         (Phase::Answering | Phase::Checking, Some(challenge)) => {
             let checking = state.phase == Phase::Checking;
             let on_submit = props.on_submit.reform(|_: MouseEvent| ());
@@ -68,6 +86,10 @@ pub fn Panel(props: &PanelProps) -> Html {
                         disabled={checking || !state.complete()} onclick={on_submit}>
                         {if checking { t.checking } else { t.verify }}
                     </button>
+                    <button type="button" class="cobot-alt" disabled={checking}
+                        onclick={props.on_switch.reform(|_: MouseEvent| Mode::Pow)}>
+                        {t.use_pow}
+                    </button>
                 </>
             }
         }
@@ -88,7 +110,7 @@ pub fn Panel(props: &PanelProps) -> Html {
             <p class={status_class} role="status" tabindex="-1" ref={props.status_ref.clone()}>
                 {status_text(t, state)}
             </p>
-            <p class="cobot-about">{t.about}</p>
+            <p class="cobot-about">{if state.mode == Mode::Pow { t.pow_about } else { t.about }}</p>
         </section>
     }
 }
@@ -108,6 +130,7 @@ pub fn status_text(t: &'static Texts, state: &State) -> &'static str {
         (_, Some(Notice::WrongAnswer)) => t.wrong_answer,
         (_, Some(Notice::QuestionExpired)) => t.question_expired,
         (Phase::Loading, None) => t.loading,
+        (Phase::Computing, None) => t.computing,
         (Phase::Checking, None) => t.checking,
         (Phase::Answering, None) => "",
     }

@@ -8,12 +8,12 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use protocol::{Challenge, ChallengeId, ChallengeImage, LabelChoice, LabelId, Lang};
+use protocol::{Challenge, ChallengeId, ChallengeImage, LabelChoice, LabelId, Lang, PowChallenge};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_sys::{Element, HtmlElement, HtmlInputElement};
 use widget::services::{ServiceError, Verdict};
-use widget::state::{Action, Notice, Phase, State};
+use widget::state::{Action, Mode, Notice, Phase, State};
 use widget::view::Panel;
 use yew::prelude::*;
 
@@ -68,9 +68,13 @@ fn Harness(props: &HarnessProps) -> Html {
         let state = state.clone();
         Callback::from(move |()| state.dispatch(Action::Submit))
     };
+    let on_switch = {
+        let state = state.clone();
+        Callback::from(move |mode| state.dispatch(Action::Switch(mode)))
+    };
     html! {
         <Panel state={Rc::new((*state).clone())} lang={props.lang} base={BASE}
-            {on_pick} {on_submit} on_reload={Callback::noop()} />
+            {on_pick} {on_submit} on_reload={Callback::noop()} {on_switch} />
     }
 }
 
@@ -382,6 +386,156 @@ fn a_choice_outside_the_label_set_or_while_checking_is_ignored() {
             LabelId::parse("east_west").expect(PAGE)
         ]
     );
+}
+
+// --- The accessible path: a proof of work instead of the image question. ---
+
+const USE_POW_FR: &str = "Je ne peux pas répondre à la question en images";
+const POW_EXPLAIN_FR: &str = "Votre appareil va effectuer un petit calcul pour vérifier que vous n’êtes pas un robot, \
+                              cela prend quelques secondes.";
+
+fn pow_fixture() -> PowChallenge {
+    PowChallenge {
+        challenge_id: ChallengeId::parse("BBBBBBBBBBBBBBBBBBBBBB").expect(PAGE),
+        salt: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        difficulty_bits: 8,
+        expires_at: "2030-01-01T00:00:00Z".into(),
+    }
+}
+
+/// The state once the citizen chose the accessible path and its challenge arrived.
+fn computing() -> State {
+    use yew::Reducible;
+    let state = Rc::new(State::answering(fixture()))
+        .reduce(Action::Switch(Mode::Pow))
+        .reduce(Action::PowLoaded(pow_fixture()));
+    Rc::unwrap_or_clone(state)
+}
+
+fn button_named(root: &Element, name: &str) -> Option<Element> {
+    all(root, "button").into_iter().find(|b| text(b) == name)
+}
+
+#[wasm_bindgen_test]
+async fn the_accessible_path_is_a_visible_button_after_the_images_and_leads_to_an_explanation() {
+    let root = render(State::answering(fixture()), Lang::Fr).await;
+    let buttons = all(&root, "button");
+    let last = buttons.last().expect("buttons");
+    assert_eq!(
+        text(last),
+        USE_POW_FR,
+        "reached with Tab after the answers and Valider"
+    );
+    assert_eq!(last.get_attribute("type").as_deref(), Some("button"));
+    assert!(
+        !last.has_attribute("disabled"),
+        "available before answering anything"
+    );
+    assert!(!last.has_attribute("hidden"));
+
+    click(last);
+    settle(10).await;
+    // The images are gone; one sentence says what happens; the way back is there, described by it.
+    assert!(all(&root, "img").is_empty());
+    assert_eq!(text(&one(&root, ".cobot-pow")), POW_EXPLAIN_FR);
+    let back = button_named(&root, "Revenir à la question en images").expect("a way back");
+    assert_eq!(back.get_attribute("type").as_deref(), Some("button"));
+    let described = back.get_attribute("aria-describedby").expect("described");
+    assert_eq!(text(&one(&root, &format!("#{described}"))), POW_EXPLAIN_FR);
+    assert_eq!(status(&root), "Chargement de la question…");
+    assert_eq!(
+        text(&one(&root, ".cobot-about")),
+        "Aucune réponse n’est demandée ni enregistrée."
+    );
+
+    click(&back);
+    settle(10).await;
+    assert!(root.query_selector(".cobot-pow").expect(PAGE).is_none());
+    assert_eq!(status(&root), "Chargement de la question…");
+}
+
+#[wasm_bindgen_test]
+async fn the_live_region_says_the_device_is_computing_then_verified() {
+    use yew::Reducible;
+    let root = render(computing(), Lang::Fr).await;
+    assert_eq!(status(&root), "Calcul en cours, patientez quelques secondes…");
+    assert_eq!(text(&one(&root, ".cobot-pow")), POW_EXPLAIN_FR);
+    assert!(
+        !button_named(&root, "Revenir à la question en images")
+            .expect("a way back")
+            .has_attribute("disabled"),
+        "the citizen can go back while it computes"
+    );
+
+    let checking = Rc::new(computing()).reduce(Action::Solved);
+    assert_eq!(checking.phase, Phase::Checking);
+    let root = render((*checking).clone(), Lang::Fr).await;
+    assert_eq!(status(&root), "Vérification en cours…");
+    assert!(
+        button_named(&root, "Revenir à la question en images")
+            .expect("a way back")
+            .has_attribute("disabled"),
+        "no switching while the proof is checked"
+    );
+
+    let passed = checking.reduce(Action::Answered(Verdict::Passed {
+        token: "tok".into(),
+        expires_in: 300,
+    }));
+    let root = render((*passed).clone(), Lang::Fr).await;
+    assert_eq!(
+        status(&root),
+        "Vérification réussie. Vous pouvez envoyer le formulaire."
+    );
+    assert!(all(&root, "button").is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn the_accessible_path_speaks_english_when_asked() {
+    let root = render(State::answering(fixture()), Lang::En).await;
+    assert!(button_named(&root, "I can’t answer the image question").is_some());
+    let root = render(computing(), Lang::En).await;
+    assert_eq!(
+        text(&one(&root, ".cobot-pow")),
+        "Your device will do a small computation to check that you are not a robot; it takes a few seconds."
+    );
+    assert_eq!(status(&root), "Computing, please wait a few seconds…");
+    assert!(button_named(&root, "Back to the image question").is_some());
+}
+
+#[wasm_bindgen_test]
+fn a_late_reply_for_the_other_mode_is_dropped_and_no_switch_happens_while_checking() {
+    use yew::Reducible;
+    let state = Rc::new(State::answering(fixture())).reduce(Action::Switch(Mode::Pow));
+    assert_eq!((state.mode, state.phase.clone()), (Mode::Pow, Phase::Loading));
+    assert_eq!(state.challenge, None, "the image challenge is dropped");
+    // The image challenge asked before the switch arrives late: it must not replace the accessible path.
+    let state = state.reduce(Action::Loaded(fixture()));
+    assert_eq!((state.mode, state.phase.clone()), (Mode::Pow, Phase::Loading));
+    let state = state.reduce(Action::PowLoaded(pow_fixture()));
+    assert_eq!(state.phase, Phase::Computing);
+    let state = state.reduce(Action::Solved);
+    let same = state.clone().reduce(Action::Switch(Mode::Images));
+    assert_eq!((same.mode, same.phase.clone()), (Mode::Pow, Phase::Checking));
+    // A wrong proof (a bug, or a server that changed its difficulty) brings a new challenge of the same kind.
+    let wrong = state.reduce(Action::Answered(Verdict::WrongAnswer));
+    assert_eq!(
+        (wrong.mode, wrong.phase.clone(), wrong.notice),
+        (Mode::Pow, Phase::Loading, Some(Notice::WrongAnswer))
+    );
+}
+
+#[wasm_bindgen_test]
+fn the_proof_of_work_runs_in_wasm_and_agrees_with_sha_256() {
+    assert_eq!(
+        protocol::pow::sha256(b"abc")[..8],
+        [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea],
+        "FIPS 180-4's `abc` vector, on a 32-bit target"
+    );
+    let challenge = pow_fixture();
+    let nonce = protocol::pow::search(&challenge.salt, 8, 0, 1 << 20).expect("a nonce");
+    let digest = protocol::pow::sha256(format!("{}{nonce}", challenge.salt).as_bytes());
+    assert!(protocol::pow::meets(&digest, 8));
 }
 
 // --- The whole widget, mounted as the loader mounts it. ---

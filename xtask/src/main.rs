@@ -3,7 +3,8 @@
 //! - `demo`   builds the widget, seeds the demo project on first start, runs the server and the demo site;
 //! - `test`   installs what the tests need when missing, builds the widget and runs every test;
 //! - `widget` builds the widget into `target/widget/`;
-//! - `size`   prints the widget's transfer size (raw and gzip).
+//! - `size`   prints the widget's transfer size (raw and gzip);
+//! - `widget-test` runs the widget's component tests in headless Chromium.
 
 #![allow(clippy::print_stdout)] // this binary talks to a developer on its standard output
 
@@ -22,6 +23,7 @@ fn main() -> Result<()> {
         Some("test") => testing::run(&rest),
         Some("widget") => widget::build(widget::Profile::from_args(&rest)).map(|_| ()),
         Some("size") => widget::size_report(),
+        Some("widget-test") => widget::test(),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
             Ok(())
@@ -37,4 +39,5 @@ tasks:
   demo      build the widget, seed the demo project on first start, run the server and the demo site
   test      install what the tests need when missing, build the widget, run every test
   widget    build the widget into target/widget/ (add --dev for an unoptimised build)
-  size      print the widget's transfer size (raw and gzip of wasm + js + css)";
+  size      print the widget's transfer size (raw and gzip of wasm + js + css)
+  widget-test  run the widget's component tests in headless Chromium";
