@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use consensus::batch::{self, Dataset, EmOptions, Vote};
-use consensus::online::Decision;
-use consensus::{Answer, Label, Policy, Source};
+use consensus::online::{self, Decision, ImageState};
+use consensus::{Answer, CrowdModel, Label, Policy, Source, controls};
 use protocol::LabelId;
 
 use crate::model::{ImageId, ImageMeta, Project};
@@ -50,6 +50,62 @@ pub struct ImageLabel {
     pub votes: usize,
 }
 
+/// The project's labels as engine classes (in the project's order, the abstain label left out), and back.
+fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
+    let classes: Vec<&LabelId> = project
+        .labels
+        .iter()
+        .map(|l| &l.id)
+        .filter(|id| Some(*id) != project.abstain.as_ref())
+        .collect();
+    let index = classes
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, Label(u16::try_from(i).unwrap_or(u16::MAX))))
+        .collect();
+    (index, classes)
+}
+
+/// The decision policy of a project. Projects do not configure their own thresholds yet: the engine's
+/// defaults (posterior 0.95, three distinct agreeing sources, a cap of ten votes) apply.
+pub fn policy(project: &Project) -> Policy {
+    Policy::new(u16::try_from(class_index(project).1.len()).unwrap_or(u16::MAX))
+}
+
+/// What serving must change after a vote on an unknown image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServingChange {
+    /// Still open: keep serving it as an unknown.
+    Keep,
+    /// Decided or contested: stop serving it; more votes would be wasted.
+    Retire,
+    /// Decided with enough confidence to serve as a control with this label from now on.
+    Promote(LabelId),
+}
+
+/// Applies the online rule to an image's votes (in acknowledgement order) and says what serving must do.
+///
+/// The image's state is a function of its votes, which the store appends in the same atomic step as the
+/// contribution: whatever happens after that step can be recomputed from them.
+pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
+    let (index, classes) = class_index(project);
+    let policy = policy(project);
+    // No batch run has learned the crowd yet: every vote is assumed right with the policy's prior accuracy.
+    let model = CrowdModel::uninformed(&policy);
+    let mut state = ImageState::default();
+    for vote in votes {
+        let answer = index.get(vote).map_or(Answer::Abstain, |l| Answer::Label(*l));
+        online::record_vote(&mut state, Source::Anonymous, answer, &policy, &model);
+    }
+    match state.decision() {
+        Decision::Open => ServingChange::Keep,
+        Decision::Decided { label, .. } if controls::should_promote(&state, &policy) => classes
+            .get(usize::from(label.0))
+            .map_or(ServingChange::Retire, |id| ServingChange::Promote((*id).clone())),
+        Decision::Decided { .. } | Decision::Contested => ServingChange::Retire,
+    }
+}
+
 /// Runs the default batch method (Dawid–Skene, gold clamped) over every contribution of a project and
 /// applies the project's decision policy. `images` must be the project's images.
 pub fn estimate(
@@ -57,18 +113,7 @@ pub fn estimate(
     images: &[ImageMeta],
     contributions: &[StoredContribution],
 ) -> Vec<ImageLabel> {
-    let index: HashMap<&LabelId, Label> = project
-        .labels
-        .iter()
-        .filter(|l| Some(&l.id) != project.abstain.as_ref())
-        .enumerate()
-        .map(|(i, l)| (&l.id, Label(u16::try_from(i).unwrap_or(u16::MAX))))
-        .collect();
-    let classes: Vec<&LabelId> = {
-        let mut by_index: Vec<(&LabelId, Label)> = index.iter().map(|(id, l)| (*id, *l)).collect();
-        by_index.sort_by_key(|(_, l)| *l);
-        by_index.into_iter().map(|(id, _)| id).collect()
-    };
+    let (index, classes) = class_index(project);
     let items: HashMap<ImageId, u32> = images
         .iter()
         .enumerate()

@@ -314,3 +314,24 @@ async fn agreeing_answers_become_decided_labels_in_the_export() {
     let gold = labels.iter().filter(|l| l["status"] == "gold").count();
     assert_eq!(gold, 6);
 }
+
+#[tokio::test]
+async fn decided_images_are_no_longer_served_even_after_a_restart() {
+    let mut app = TestApp::spawn().await;
+    // 12 unknowns; three agreeing votes decide one (the engine's default policy). 60 passes are more than
+    // the 36 votes needed, so every unknown gets decided and retired, and later passes harvest nothing.
+    for _ in 0..60 {
+        app.pass_check().await;
+    }
+    app.restart(&[]);
+    for _ in 0..10 {
+        app.pass_check().await;
+    }
+    let contributions = app.export_stopped("contributions");
+    let mut per_image = std::collections::HashMap::<String, usize>::new();
+    for c in &contributions {
+        *per_image.entry(c["image"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_image.len(), 12, "{per_image:?}");
+    assert!(per_image.values().all(|n| *n == 3), "votes spent past a decision: {per_image:?}");
+}

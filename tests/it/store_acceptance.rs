@@ -135,11 +135,88 @@ pub async fn acceptance_test_suite(open: impl Fn() -> AnyStore, caps: Capabiliti
     short_lived_records_expire(&store).await;
     concurrent_takes_give_exactly_one_winner(&[&store]).await;
     contributions_are_kept_in_order_per_project(&store).await;
+    votes_follow_contributions_and_decided_images_leave_serving(&store).await;
     if caps.shared_between_instances {
         let other = open();
         instances_share_one_truth(&store, &other).await;
         concurrent_takes_give_exactly_one_winner(&[&store, &other]).await;
     }
+}
+
+async fn votes_follow_contributions_and_decided_images_leave_serving(store: &AnyStore) {
+    let project = store
+        .create_project(
+            new_project("consensus"),
+            vec![
+                image("c", Some("flat")),
+                image("u1", None),
+                image("u2", None),
+                image("u3", None),
+            ],
+        )
+        .await
+        .expect("create");
+    let metas = store.images(project.id).await.expect("list");
+    let by_name = |n: &str| metas.iter().find(|m| m.name == n).expect("image").id;
+    let (u1, u2, u3) = (by_name("u1"), by_name("u2"), by_name("u3"));
+    // Other checks of the suite add contributions for made-up image ids: count from what is there.
+    let before_u1 = store.image_votes(project.id, u1).await.expect("votes");
+    let before_u2 = store.image_votes(project.id, u2).await.expect("votes");
+    for l in ["flat", "other", "flat"] {
+        store
+            .add_contribution(contribution(project.id, u1.0, l))
+            .await
+            .expect("add");
+    }
+    store
+        .add_contribution(contribution(project.id, u2.0, "east_west"))
+        .await
+        .expect("add");
+    let mut expected_u1 = before_u1;
+    expected_u1.extend([label("flat"), label("other"), label("flat")]);
+    assert_eq!(
+        store.image_votes(project.id, u1).await.expect("votes"),
+        expected_u1
+    );
+    let mut expected_u2 = before_u2;
+    expected_u2.push(label("east_west"));
+    assert_eq!(
+        store.image_votes(project.id, u2).await.expect("votes"),
+        expected_u2
+    );
+
+    // u1 retired (twice: idempotent), u2 promoted to a control labelled east_west: only u3 is left unknown.
+    store.retire_unknown(project.id, u1).await.expect("retire");
+    store.retire_unknown(project.id, u1).await.expect("retire again");
+    store
+        .promote_control(project.id, u2, label("east_west"))
+        .await
+        .expect("promote");
+    store
+        .promote_control(project.id, u2, label("east_west"))
+        .await
+        .expect("promote again");
+    let mut controls = HashSet::new();
+    for _ in 0..60 {
+        let [control, other] = store
+            .pick_slots(project.id)
+            .await
+            .expect("pick")
+            .expect("a challenge");
+        controls.insert((control.image, control.expected.clone().expect("a control label")));
+        assert_eq!(
+            other.image, u3,
+            "a retired or promoted image was served as an unknown"
+        );
+        assert_eq!(other.expected, None);
+    }
+    let expected: HashSet<_> = [(by_name("c"), label("flat")), (u2, label("east_west"))]
+        .into_iter()
+        .collect();
+    assert_eq!(
+        controls, expected,
+        "the promoted image is not served as a control"
+    );
 }
 
 async fn projects_and_images_round_trip(store: &AnyStore) {

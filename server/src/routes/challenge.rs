@@ -22,7 +22,10 @@ use rand::seq::SliceRandom;
 use serde::Deserialize;
 
 use super::body::{self, BodyError, error_reply};
-use crate::model::{ChallengeState, Contribution, ProjectId, TokenState, UnixTime, now, rfc3339};
+use crate::labels::{self, ServingChange};
+use crate::model::{
+    ChallengeState, Contribution, ImageId, Project, ProjectId, TokenState, UnixTime, now, rfc3339,
+};
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
 use crate::token::{Check, Claims, random_id};
@@ -336,10 +339,30 @@ async fn answer_images(
                     at: t,
                 })
                 .await?;
+            apply_consensus(state, &project, slot.image).await;
         }
     }
     pow_quota().credit_image_pass(&challenge.sitekey, t);
     issue_token(state, challenge, Check::Image, t).await
+}
+
+/// After a vote on an unknown: applies the online consensus rule to the image's votes and stops serving it
+/// once decided or contested (or serves it as a control when decided with a control's confidence).
+///
+/// The vote itself is already durable, and the image's state is a function of its votes: if this step fails,
+/// the next vote on the image redoes it. So a failure here is logged, and the citizen still passes.
+async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
+    let outcome = async {
+        let votes = state.store.image_votes(project.id, image).await?;
+        match labels::after_vote(project, &votes) {
+            ServingChange::Keep => Ok(()),
+            ServingChange::Retire => state.store.retire_unknown(project.id, image).await,
+            ServingChange::Promote(label) => state.store.promote_control(project.id, image, label).await,
+        }
+    };
+    if let Err(e) = outcome.await {
+        tracing::warn!(error = %e, image = image.0, "consensus step deferred to the next vote");
+    }
 }
 
 async fn answer_pow(

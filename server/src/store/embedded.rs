@@ -26,6 +26,10 @@ const IMAGE_BYTES: TableDefinition<u64, &[u8]> = TableDefinition::new("image_byt
 const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 const SITE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("site_secrets");
 const CONTRIBUTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("contributions");
+/// Image id -> JSON list of the labels voted for it, appended in the contribution's transaction.
+const IMAGE_VOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("image_votes");
+/// Image id -> how it is served now that the crowd decided: `""` retired, else the label it controls with.
+const SERVING_CHANGES: TableDefinition<u64, &str> = TableDefinition::new("serving_changes");
 
 /// Bounds on short-lived state, so that a flood of challenge requests cannot exhaust memory.
 const MAX_CHALLENGES: usize = 1_000_000;
@@ -72,12 +76,13 @@ impl EmbeddedStore {
         })?;
         // Create every table up front so that readers never meet a missing one.
         let txn = db.begin_write().map_err(unavailable)?;
-        for table in [PROJECTS, IMAGES, IMAGE_BYTES, CONTRIBUTIONS] {
+        for table in [PROJECTS, IMAGES, IMAGE_BYTES, CONTRIBUTIONS, IMAGE_VOTES] {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.open_table(COUNTERS).map_err(unavailable)?;
         txn.open_table(SITES).map_err(unavailable)?;
         txn.open_table(SITE_SECRETS).map_err(unavailable)?;
+        txn.open_table(SERVING_CHANGES).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
 
         let store = Self {
@@ -101,6 +106,15 @@ impl EmbeddedStore {
             }
             out
         };
+        let changes: HashMap<u64, String> = {
+            let table = txn.open_table(SERVING_CHANGES).map_err(unavailable)?;
+            let mut out = HashMap::new();
+            for row in table.iter().map_err(unavailable)? {
+                let (k, v) = row.map_err(unavailable)?;
+                out.insert(k.value(), v.value().to_owned());
+            }
+            out
+        };
         let table = txn.open_table(IMAGES).map_err(unavailable)?;
         let mut serving = self
             .serving
@@ -108,9 +122,47 @@ impl EmbeddedStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for row in table.iter().map_err(unavailable)? {
             let (_, v) = row.map_err(unavailable)?;
-            let meta: ImageMeta = decode(v.value())?;
+            let mut meta: ImageMeta = decode(v.value())?;
+            match changes.get(&meta.id.0).map(String::as_str) {
+                // Retired by the consensus: decided or contested, no longer served.
+                Some("") => continue,
+                Some(label) => meta.known_label = Some(LabelId::parse(label).map_err(unavailable)?),
+                None => {}
+            }
             let abstain = projects.get(&meta.project.0).and_then(|p| p.abstain.as_ref());
             index_image(serving.entry(meta.project).or_default(), &meta, abstain);
+        }
+        Ok(())
+    }
+
+    /// Records durably how an unknown image is served from now on (not at all, or as a control), then
+    /// updates the in-memory serving index to match.
+    async fn change_serving(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        control: Option<LabelId>,
+    ) -> Result<(), StoreError> {
+        let label = control.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            txn.open_table(SERVING_CHANGES)
+                .map_err(unavailable)?
+                .insert(image.0, label.as_ref().map_or("", LabelId::as_str))
+                .map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await?;
+        let mut serving = self
+            .serving
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = serving.entry(project).or_default();
+        index.unknowns.retain(|id| *id != image);
+        if let Some(label) = control
+            && !index.controls.iter().any(|(id, _)| *id == image)
+        {
+            index.controls.push((image, label));
         }
         Ok(())
     }
@@ -378,11 +430,42 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?
                 .insert(seq, encode(&contribution)?.as_slice())
                 .map_err(unavailable)?;
+            // The image's votes, in the same transaction: its consensus state is as durable as the vote.
+            {
+                let mut votes_table = txn.open_table(IMAGE_VOTES).map_err(unavailable)?;
+                let mut votes: Vec<LabelId> =
+                    match votes_table.get(contribution.image.0).map_err(unavailable)? {
+                        Some(v) => decode(v.value())?,
+                        None => Vec::new(),
+                    };
+                votes.push(contribution.label.clone());
+                votes_table
+                    .insert(contribution.image.0, encode(&votes)?.as_slice())
+                    .map_err(unavailable)?;
+            }
             // Durability::Immediate (the default): commit returns once the data is fsynced.
             txn.commit().map_err(unavailable)?;
             Ok(seq)
         })
         .await
+    }
+
+    async fn image_votes(&self, _project: ProjectId, image: ImageId) -> Result<Vec<LabelId>, StoreError> {
+        self.blocking(move |db| Ok(get_json(db, IMAGE_VOTES, image.0)?.unwrap_or_default()))
+            .await
+    }
+
+    async fn retire_unknown(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
+        self.change_serving(project, image, None).await
+    }
+
+    async fn promote_control(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        label: LabelId,
+    ) -> Result<(), StoreError> {
+        self.change_serving(project, image, Some(label)).await
     }
 
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError> {

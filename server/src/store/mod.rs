@@ -18,7 +18,7 @@ use crate::model::{
     ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
     TokenState,
 };
-use protocol::SiteKey;
+use protocol::{LabelId, SiteKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,6 +77,22 @@ pub trait Store: Send + Sync + 'static {
     // Contributions: durable before `Ok`.
     async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError>;
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError>;
+
+    // Consensus state of unknown images.
+    /// The labels voted for an image so far, in acknowledgement order. `add_contribution` appends to this
+    /// list in the same atomic step as the contribution, so the image's consensus state (a function of its
+    /// votes) is always as durable as its votes.
+    async fn image_votes(&self, project: ProjectId, image: ImageId) -> Result<Vec<LabelId>, StoreError>;
+    /// Stops serving an unknown image: its label is decided, or it is contested. Idempotent.
+    async fn retire_unknown(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError>;
+    /// Serves a decided unknown as a control with `label` from now on (and no longer as an unknown).
+    /// Idempotent.
+    async fn promote_control(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        label: LabelId,
+    ) -> Result<(), StoreError>;
 
     /// Readiness: `Ok` when the store can serve requests now. A store in the process needs no check.
     async fn ping(&self) -> Result<(), StoreError> {
@@ -149,6 +165,20 @@ impl Store for AnyStore {
     }
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError> {
         dispatch!(self, s => s.contributions(project).await)
+    }
+    async fn image_votes(&self, project: ProjectId, image: ImageId) -> Result<Vec<LabelId>, StoreError> {
+        dispatch!(self, s => s.image_votes(project, image).await)
+    }
+    async fn retire_unknown(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
+        dispatch!(self, s => s.retire_unknown(project, image).await)
+    }
+    async fn promote_control(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        label: LabelId,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.promote_control(project, image, label).await)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)

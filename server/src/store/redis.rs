@@ -18,6 +18,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use rand::seq::SliceRandom as _;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -43,12 +44,13 @@ const READ_PAGE: isize = 1000;
 
 /// Appends a contribution and gives it the project's next sequence number, in one atomic step.
 ///
-/// KEYS[1] is the project's counter, KEYS[2] its contribution log; both carry the project's hash tag, so the
-/// script runs on one cluster node. The consensus engine will pass the image's consensus state as KEYS[3]
-/// (same tag) and update it here, in the same step as the vote.
+/// KEYS[1] is the project's counter, KEYS[2] its contribution log, KEYS[3] the image's votes (its consensus
+/// state, appended in the same step as the vote); all carry the project's hash tag, so the script runs on one
+/// cluster node. ARGV[1] is the contribution (JSON), ARGV[2] its label.
 const ADD_CONTRIBUTION: &str = r#"
 local seq = redis.call('INCR', KEYS[1])
 redis.call('RPUSH', KEYS[2], '{"seq":' .. seq .. ',"contribution":' .. ARGV[1] .. '}')
+redis.call('RPUSH', KEYS[3], ARGV[2])
 return seq
 "#;
 
@@ -160,7 +162,51 @@ pub struct RedisStore {
     ephemeral: Conn,
     handle: tokio::runtime::Handle,
     add_contribution: Script,
+    projects: ImmutableCache<ProjectId, Project>,
+    sites: ImmutableCache<String, Site>,
     _runtime: IoRuntime,
+}
+
+/// How long a server instance trusts its copy of a project or site record.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Copies of records that are never changed once written (projects, sites: the `Store` has no update for
+/// them), so that every challenge does not ask Redis for them again. Only records found are kept: a record
+/// created by another instance is seen at once. The TTL bounds staleness should records ever become mutable.
+struct ImmutableCache<K, V> {
+    entries: std::sync::RwLock<std::collections::HashMap<K, (std::time::Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> ImmutableCache<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: std::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHE_CAPACITY {
+            // Rare (more live projects and sites than the capacity): start over rather than track usage.
+            entries.clear();
+        }
+        entries.insert(key, (std::time::Instant::now(), value));
+    }
 }
 
 fn unavailable(e: &RedisError) -> StoreError {
@@ -215,6 +261,10 @@ mod key {
     /// List of `{"seq": n, "contribution": {...}}`, in acknowledgement order.
     pub fn contributions(p: ProjectId) -> String {
         format!("cobot:{{p{p}}}:contributions")
+    }
+    /// List of the labels voted for an unknown image, in acknowledgement order.
+    pub fn votes(p: ProjectId, i: ImageId) -> String {
+        format!("cobot:{{p{p}}}:votes:{}", i.0)
     }
     /// Hash with the fields `content_type` and `bytes`.
     pub fn image_data(i: ImageId) -> String {
@@ -274,6 +324,8 @@ impl RedisStore {
             ephemeral,
             handle,
             add_contribution: Script::new(ADD_CONTRIBUTION),
+            projects: ImmutableCache::new(),
+            sites: ImmutableCache::new(),
             _runtime: IoRuntime(Some(runtime)),
         })
     }
@@ -520,7 +572,14 @@ impl Store for RedisStore {
     }
 
     async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
-        self.get_json(key::project(id)).await
+        if let Some(project) = self.projects.get(&id) {
+            return Ok(Some(project));
+        }
+        let project: Option<Project> = self.get_json(key::project(id)).await?;
+        if let Some(project) = &project {
+            self.projects.put(id, project.clone());
+        }
+        Ok(project)
     }
 
     async fn images(&self, project: ProjectId) -> Result<Vec<ImageMeta>, StoreError> {
@@ -575,6 +634,11 @@ impl Store for RedisStore {
                     .map_err(|e| unavailable(&e))
             })
             .await?;
+        // SRANDMEMBER with a count returns distinct members in no truly random order (the whole set, in set
+        // order, when it has no more members than asked): shuffle, or a two-control project always shows
+        // the same control first.
+        let mut controls = controls;
+        controls.shuffle(&mut rand::rng());
         let Some(control) = controls.first() else {
             return Ok(None);
         };
@@ -619,7 +683,14 @@ impl Store for RedisStore {
     }
 
     async fn site(&self, sitekey: &SiteKey) -> Result<Option<Site>, StoreError> {
-        self.get_json(key::site(sitekey.as_str())).await
+        if let Some(site) = self.sites.get(&sitekey.as_str().to_owned()) {
+            return Ok(Some(site));
+        }
+        let site: Option<Site> = self.get_json(key::site(sitekey.as_str())).await?;
+        if let Some(site) = &site {
+            self.sites.put(sitekey.as_str().to_owned(), site.clone());
+        }
+        Ok(site)
     }
 
     async fn site_by_secret_hash(&self, secret_hash: &str) -> Result<Option<Site>, StoreError> {
@@ -672,16 +743,79 @@ impl Store for RedisStore {
         let mut conn = self.durable.clone();
         let script = self.add_contribution.clone();
         let project = contribution.project;
+        let votes = key::votes(project, contribution.image);
+        let label = contribution.label.as_str().to_owned();
         let record = encode(&contribution)?;
         // With `appendfsync always`, Redis replies only once the script's writes are fsynced to the AOF.
         self.run(async move {
             script
                 .key(key::next_contribution(project))
                 .key(key::contributions(project))
+                .key(votes)
                 .arg(record)
+                .arg(label)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(write_error("contributions"))
+        })
+        .await
+    }
+
+    async fn image_votes(&self, project: ProjectId, image: ImageId) -> Result<Vec<LabelId>, StoreError> {
+        let mut conn = self.durable.clone();
+        let raw: Vec<String> = self
+            .run(async move {
+                idempotent(
+                    &mut conn,
+                    redis::cmd("LRANGE")
+                        .arg(key::votes(project, image))
+                        .arg(0)
+                        .arg(-1),
+                )
+                .await
+                .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        raw.into_iter()
+            .map(|l| LabelId::parse(l).map_err(|e| StoreError::Unavailable(format!("corrupt vote: {e}"))))
+            .collect()
+    }
+
+    async fn retire_unknown(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
+        let mut conn = self.durable.clone();
+        self.run(async move {
+            redis::cmd("SREM")
+                .arg(key::unknowns(project))
+                .arg(image.0.to_string())
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(write_error("serving sets"))
+        })
+        .await
+    }
+
+    async fn promote_control(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        label: LabelId,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.durable.clone();
+        self.run(async move {
+            // Both sets carry the project's tag: one slot, one atomic transaction.
+            redis::pipe()
+                .atomic()
+                .cmd("SREM")
+                .arg(key::unknowns(project))
+                .arg(image.0.to_string())
+                .ignore()
+                .cmd("SADD")
+                .arg(key::controls(project))
+                .arg(format!("{}:{label}", image.0))
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(write_error("serving sets"))
         })
         .await
     }
