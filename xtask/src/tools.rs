@@ -28,6 +28,15 @@ pub fn tools_dir() -> PathBuf {
     target_dir().join("tools")
 }
 
+/// A per-user cache for tools that do not depend on the checkout (`$XDG_CACHE_HOME/cobot`, else
+/// `~/.cache/cobot`, else `target/tools`).
+pub fn user_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .map_or_else(tools_dir, |cache| cache.join("cobot"))
+}
+
 /// Runs a command, failing with its command line when it does not succeed.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");

@@ -308,7 +308,9 @@ fn locked_wasm_bindgen_version() -> Result<String> {
 /// Installs the wasm-bindgen CLI (and its test runner) of the locked version; returns its `bin` folder.
 fn ensure_wasm_bindgen() -> Result<PathBuf> {
     let version = locked_wasm_bindgen_version()?;
-    let root = tools::tools_dir();
+    // Keyed by version in the user's cache rather than in `target/`: building the CLI takes minutes, and a
+    // fresh clone (CI's) on a machine that built it once can reuse it. It is still installed when missing.
+    let root = tools::user_cache_dir().join(format!("wasm-bindgen-cli-{version}"));
     let bin = root.join("bin");
     let installed = Command::new(bin.join("wasm-bindgen"))
         .arg("--version")
