@@ -155,7 +155,10 @@ pub async fn create(
     projects.shuffle(&mut rand::rng());
     let mut picked = None;
     for project in projects {
-        if let Some(slots) = state.store.pick_slots(project).await? {
+        // Never an empty list: a challenge without slots is the accessible path's, answered by a nonce.
+        if let Some(slots) = state.store.pick_slots(project).await?
+            && !slots.is_empty()
+        {
             picked = Some((project, slots));
             break;
         }
