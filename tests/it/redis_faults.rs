@@ -85,7 +85,13 @@ async fn answer_stream(
     stop: Arc<AtomicBool>,
     tally: Arc<Tally>,
 ) {
+    // Well below the project's capacity (unknowns × votes each): every acknowledged answer records a vote.
+    const MAX_ANSWERS: usize = 5000;
     while !stop.load(Ordering::Relaxed) {
+        if tally.acknowledged.load(Ordering::Relaxed) + tally.unsure.load(Ordering::Relaxed) >= MAX_ANSWERS {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let Some(challenge) = deployment.post_challenge(instance).await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;

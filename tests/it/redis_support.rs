@@ -4,16 +4,15 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{
-    CONTROL_LABEL, HOSTNAME, ORIGIN, ServerProcess, SiteCreds, project_fixture, server_binary,
-};
+use crate::helpers::{CONTROL_LABEL, HOSTNAME, ORIGIN, ServerProcess, SiteCreds, server_binary};
 
 /// Panics, with what to do, when `redis-server` is not installed: these tests are never skipped.
 fn require_redis() {
@@ -225,6 +224,26 @@ impl RedisCluster {
     }
 }
 
+/// A project with many unknowns, generated once per test run. Each unknown is retired after a few votes (the
+/// consensus caps them), so the streams of answers in these tests need many, or they would soon get challenges
+/// made of two controls, which record no contribution.
+fn bulk_project_fixture() -> &'static Path {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = demo_data::ProjectSpec {
+            seed: 5,
+            gold_per_class: 6,
+            gold_classes: vec![demo_data::RoofClass::Flat],
+            unknown: 800,
+            size: 48,
+        };
+        demo_data::write_project(dir.path(), &spec).expect("write the project");
+        dir
+    })
+    .path()
+}
+
 /// The token signing key every instance of a deployment shares, as an operator configures it.
 const SHARED_SIGNING_KEY: &str = "ab1f0d6e2a4c4e8f9a0b1c2d3e4f5061728394a5b6c7d8e9f001122334455667";
 
@@ -272,7 +291,7 @@ impl Deployment {
         let imported = deployment.cli(&[
             "project",
             "import",
-            project_fixture().to_str().expect("utf-8 path"),
+            bulk_project_fixture().to_str().expect("utf-8 path"),
         ]);
         let project = imported.trim();
         let site = deployment.cli(&["site", "create", "--hostname", HOSTNAME, "--project", project]);

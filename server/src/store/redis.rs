@@ -162,9 +162,16 @@ pub struct RedisStore {
     ephemeral: Conn,
     handle: tokio::runtime::Handle,
     add_contribution: Script,
+    /// Boxed: the caches would make the store, and so every `AnyStore`, several times larger.
+    caches: Box<Caches>,
+    _runtime: IoRuntime,
+}
+
+/// Copies of immutable records, kept by each server instance.
+struct Caches {
     projects: ImmutableCache<ProjectId, Project>,
     sites: ImmutableCache<String, Site>,
-    _runtime: IoRuntime,
+    image_bytes: ImageCache,
 }
 
 /// How long a server instance trusts its copy of a project or site record.
@@ -206,6 +213,42 @@ impl<K: std::hash::Hash + Eq, V: Clone> ImmutableCache<K, V> {
             entries.clear();
         }
         entries.insert(key, (std::time::Instant::now(), value));
+    }
+}
+
+/// Bytes of served images, which never change once imported: each challenge serves two, and fetching them
+/// from Redis every time would move every image through Redis and the network. Bounded in bytes.
+struct ImageCache {
+    entries: std::sync::RwLock<(std::collections::HashMap<ImageId, ImageData>, usize)>,
+}
+
+const IMAGE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+impl ImageCache {
+    fn get(&self, id: ImageId) -> Option<ImageData> {
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.0.get(&id).cloned()
+    }
+
+    fn put(&self, id: ImageId, data: ImageData) {
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let size = data.bytes.len();
+        if size > IMAGE_CACHE_BYTES / 16 {
+            return;
+        }
+        if entries.1 + size > IMAGE_CACHE_BYTES {
+            // Start over rather than track usage: projects serve a rotating working set anyway.
+            entries.0.clear();
+            entries.1 = 0;
+        }
+        entries.1 += size;
+        entries.0.insert(id, data);
     }
 }
 
@@ -324,8 +367,13 @@ impl RedisStore {
             ephemeral,
             handle,
             add_contribution: Script::new(ADD_CONTRIBUTION),
-            projects: ImmutableCache::new(),
-            sites: ImmutableCache::new(),
+            caches: Box::new(Caches {
+                projects: ImmutableCache::new(),
+                sites: ImmutableCache::new(),
+                image_bytes: ImageCache {
+                    entries: std::sync::RwLock::new((std::collections::HashMap::new(), 0)),
+                },
+            }),
             _runtime: IoRuntime(Some(runtime)),
         })
     }
@@ -572,12 +620,12 @@ impl Store for RedisStore {
     }
 
     async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError> {
-        if let Some(project) = self.projects.get(&id) {
+        if let Some(project) = self.caches.projects.get(&id) {
             return Ok(Some(project));
         }
         let project: Option<Project> = self.get_json(key::project(id)).await?;
         if let Some(project) = &project {
-            self.projects.put(id, project.clone());
+            self.caches.projects.put(id, project.clone());
         }
         Ok(project)
     }
@@ -600,6 +648,9 @@ impl Store for RedisStore {
     }
 
     async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError> {
+        if let Some(data) = self.caches.image_bytes.get(id) {
+            return Ok(Some(data));
+        }
         let mut conn = self.durable.clone();
         let (content_type, bytes): (Option<String>, Option<Vec<u8>>) = self
             .run(async move {
@@ -611,9 +662,13 @@ impl Store for RedisStore {
                 idempotent(&mut conn, &hmget).await.map_err(|e| unavailable(&e))
             })
             .await?;
-        Ok(content_type
+        let data = content_type
             .zip(bytes)
-            .map(|(content_type, bytes)| ImageData { content_type, bytes }))
+            .map(|(content_type, bytes)| ImageData { content_type, bytes });
+        if let Some(data) = &data {
+            self.caches.image_bytes.put(id, data.clone());
+        }
+        Ok(data)
     }
 
     async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError> {
@@ -683,12 +738,12 @@ impl Store for RedisStore {
     }
 
     async fn site(&self, sitekey: &SiteKey) -> Result<Option<Site>, StoreError> {
-        if let Some(site) = self.sites.get(&sitekey.as_str().to_owned()) {
+        if let Some(site) = self.caches.sites.get(&sitekey.as_str().to_owned()) {
             return Ok(Some(site));
         }
         let site: Option<Site> = self.get_json(key::site(sitekey.as_str())).await?;
         if let Some(site) = &site {
-            self.sites.put(sitekey.as_str().to_owned(), site.clone());
+            self.caches.sites.put(sitekey.as_str().to_owned(), site.clone());
         }
         Ok(site)
     }
