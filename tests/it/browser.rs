@@ -189,22 +189,43 @@ async fn a_citizen_who_cannot_answer_the_image_question_passes_by_proof_of_work_
         f["in_widget"] == true && f["text"] == "Je ne peux pas répondre à la question en images"
     })
     .await;
-    browser.press(ENTER).await;
-
-    // The focus does not fall back to the page: it lands on the way back to the images, which the
-    // explanation describes, while the device computes and then checks.
-    let back = browser
-        .wait_for(
-            "const f = document.querySelector('.cobot-captcha').shadowRoot.activeElement; \
-             return f ? f.innerText : null;",
-            15,
-            "the focus on the way back",
+    // What the live region says and where the focus is, recorded at every change of the widget: the proof
+    // may be found before a poll would look.
+    browser
+        .eval(
+            "const root = document.querySelector('.cobot-captcha').shadowRoot; window.cobotSeen = []; \
+             new MutationObserver(() => { \
+               const seen = [root.querySelector('[role=status]').innerText, \
+                             root.activeElement ? root.activeElement.innerText : 'outside the widget']; \
+               const last = window.cobotSeen[window.cobotSeen.length - 1]; \
+               if (!last || last[0] !== seen[0] || last[1] !== seen[1]) { window.cobotSeen.push(seen); } \
+             }).observe(root, { subtree: true, childList: true, characterData: true, attributes: true }); \
+             return true;",
         )
         .await;
-    assert_eq!(back, "Revenir à la question en images");
+    browser.press(ENTER).await;
     let token = browser
         .wait_for(TOKEN, 60, "the token of the proof of work in the form")
         .await;
+
+    // The focus never fell back to the page: it stayed on the way back to the images (which the explanation
+    // describes) while the device computed, then went to the status line once the check was passed.
+    let seen = browser.eval("return window.cobotSeen;").await;
+    let seen: Vec<(String, String)> = serde_json::from_value(seen).expect("pairs of texts");
+    let back = "Revenir à la question en images";
+    let passed = "Vérification réussie. Vous pouvez envoyer le formulaire.";
+    assert!(
+        seen.contains(&(
+            "Calcul en cours, patientez quelques secondes…".into(),
+            back.into()
+        )),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&(passed.into(), passed.into())), "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, focus)| focus == back || focus == passed),
+        "the focus left the widget or went elsewhere: {seen:?}"
+    );
     let token = token.as_str().expect("a token string").to_owned();
     let announced = browser
         .eval("return document.querySelector('.cobot-captcha').shadowRoot.querySelector('[role=status]').innerText;")
