@@ -330,8 +330,13 @@ async fn decided_images_are_no_longer_served_even_after_a_restart() {
     let contributions = app.export_stopped("contributions");
     let mut per_image = std::collections::HashMap::<String, usize>::new();
     for c in &contributions {
-        *per_image.entry(c["image"].as_str().unwrap().to_owned()).or_default() += 1;
+        *per_image
+            .entry(c["image"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(per_image.len(), 12, "{per_image:?}");
-    assert!(per_image.values().all(|n| *n == 3), "votes spent past a decision: {per_image:?}");
+    assert!(
+        per_image.values().all(|n| *n == 3),
+        "votes spent past a decision: {per_image:?}"
+    );
 }
