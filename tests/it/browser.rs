@@ -152,8 +152,8 @@ async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_al
     browser.quit().await;
 
     // Re-submitting the same token fails: the demo backend's siteverify call is refused.
-    let again = app
-        .client
+    // A fresh connection: the pooled one may have idled past the demo site's keep-alive during the browser run.
+    let again = reqwest::Client::new()
         .post(&demo.url)
         .form(&[
             ("probleme", "chaussee"),
