@@ -89,6 +89,20 @@ pub struct NewProject {
     pub abstain: Option<LabelId>,
 }
 
+impl NewProject {
+    /// The project once the store has given it an id.
+    pub fn into_project(self, id: ProjectId) -> Project {
+        Project {
+            id,
+            name: self.name,
+            question: self.question,
+            labels: self.labels,
+            abstain: self.abstain,
+            created_at: now(),
+        }
+    }
+}
+
 /// An image's metadata; its bytes are fetched separately, only when served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageMeta {

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::body::{self, BodyError, error_reply};
 use crate::labels::{self, ServingChange};
 use crate::model::{
-    ChallengeState, Contribution, ImageId, Project, ProjectId, TokenState, UnixTime, now, rfc3339,
+    ChallengeState, Contribution, ImageId, Project, ProjectId, Site, TokenState, UnixTime, now, rfc3339,
 };
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
@@ -135,12 +135,13 @@ fn image_alt(lang: Lang, position: usize, total: usize) -> String {
     }
 }
 
-#[tracing::instrument(name = "create challenge", skip_all, fields(sitekey))]
-pub async fn create(
-    req: HttpRequest,
+/// Reads a challenge request and finds its site, refusing unknown sitekeys and pages on hosts the site does
+/// not list. Shared by both kinds of challenge. Returns the request, the site and the page's host name.
+async fn requesting_site(
+    req: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ChallengeError> {
+    state: &AppState,
+) -> Result<(ChallengeRequest, Site, String), ChallengeError> {
     let request: ChallengeRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
     tracing::Span::current().record("sitekey", request.sitekey.as_str());
     let site = state
@@ -148,7 +149,17 @@ pub async fn create(
         .site(&request.sitekey)
         .await?
         .ok_or(ChallengeError::UnknownSitekey)?;
-    let hostname = check_origin(&req, &site.hostnames)?;
+    let hostname = check_origin(req, &site.hostnames)?;
+    Ok((request, site, hostname))
+}
+
+#[tracing::instrument(name = "create challenge", skip_all, fields(sitekey))]
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ChallengeError> {
+    let (request, site, hostname) = requesting_site(&req, payload, &state).await?;
 
     // Try the site's projects in random order until one can make a challenge.
     let mut projects = site.projects.clone();
@@ -456,14 +467,7 @@ pub async fn create_pow(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ChallengeError> {
-    let request: ChallengeRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
-    tracing::Span::current().record("sitekey", request.sitekey.as_str());
-    let site = state
-        .store
-        .site(&request.sitekey)
-        .await?
-        .ok_or(ChallengeError::UnknownSitekey)?;
-    let hostname = check_origin(&req, &site.hostnames)?;
+    let (_, site, hostname) = requesting_site(&req, payload, &state).await?;
     if !pow_quota().allows(&site.sitekey, now()) {
         tracing::warn!(outcome = "quota", "proof-of-work quota of the site exhausted");
         return Err(ChallengeError::PowQuotaExceeded);

@@ -15,7 +15,7 @@ use super::ephemeral::ExpiringMap;
 use super::{ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
     ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
-    TokenState, now,
+    TokenState,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -224,14 +224,7 @@ impl Store for EmbeddedStore {
             .blocking(move |db| {
                 let txn = db.begin_write().map_err(unavailable)?;
                 let id = ProjectId(next_id(&txn, "project")?);
-                let project = Project {
-                    id,
-                    name: project.name,
-                    question: project.question,
-                    labels: project.labels,
-                    abstain: project.abstain,
-                    created_at: now(),
-                };
+                let project = project.into_project(id);
                 let mut metas = Vec::with_capacity(images.len());
                 {
                     let mut projects = txn.open_table(PROJECTS).map_err(unavailable)?;

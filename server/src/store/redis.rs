@@ -536,14 +536,7 @@ impl Store for RedisStore {
                 .query_async(&mut conn)
                 .await
                 .map_err(&failed)?;
-            let project = Project {
-                id,
-                name: project.name,
-                question: project.question,
-                labels: project.labels,
-                abstain: project.abstain,
-                created_at: now(),
-            };
+            let project = project.into_project(id);
             // The image bytes first, each under its own key (they may live on any cluster node). The project
             // becomes visible only with the last step, so a crash half-way leaves unreachable bytes, never a
             // half-made project.
