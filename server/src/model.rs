@@ -175,4 +175,8 @@ pub struct Contribution {
     pub label: LabelId,
     pub sitekey: SiteKey,
     pub at: UnixTime,
+    /// The challenge it answered: one challenge gives at most one contribution per image, which makes
+    /// writing a contribution idempotent (a client library that resends a write cannot store it twice).
+    #[serde(default)]
+    pub challenge: String,
 }

@@ -120,6 +120,7 @@ fn contribution(project: ProjectId, image: u64, l: &str) -> Contribution {
         label: label(l),
         sitekey: sitekey(),
         at: now(),
+        challenge: random_id(),
     }
 }
 
@@ -136,11 +137,48 @@ pub async fn acceptance_test_suite(open: impl Fn() -> AnyStore, caps: Capabiliti
     concurrent_takes_give_exactly_one_winner(&[&store]).await;
     contributions_are_kept_in_order_per_project(&store).await;
     votes_follow_contributions_and_decided_images_leave_serving(&store).await;
+    a_resent_contribution_is_stored_once(&store).await;
     if caps.shared_between_instances {
         let other = open();
         instances_share_one_truth(&store, &other).await;
         concurrent_takes_give_exactly_one_winner(&[&store, &other]).await;
     }
+}
+
+async fn a_resent_contribution_is_stored_once(store: &AnyStore) {
+    let project = store
+        .create_project(
+            new_project("resend"),
+            vec![image("c", Some("flat")), image("u", None)],
+        )
+        .await
+        .expect("create");
+    let u = store
+        .images(project.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|m| m.name == "u")
+        .expect("u")
+        .id;
+    // Other checks of the suite add contributions for made-up image ids: count from what is there.
+    let votes_before = store.image_votes(project.id, u).await.expect("votes").len();
+    let first = contribution(project.id, u.0, "flat");
+    let seq = store.add_contribution(first.clone()).await.expect("add");
+    // The same write again, as a client library resending after a broken connection would.
+    assert_eq!(store.add_contribution(first.clone()).await.expect("resend"), seq);
+    // Another challenge's answer for the same image is another contribution.
+    let other = store
+        .add_contribution(contribution(project.id, u.0, "flat"))
+        .await
+        .expect("add");
+    assert!(other > seq);
+    let stored = store.contributions(project.id).await.expect("list");
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(
+        store.image_votes(project.id, u).await.expect("votes").len(),
+        votes_before + 2
+    );
 }
 
 async fn votes_follow_contributions_and_decided_images_leave_serving(store: &AnyStore) {

@@ -351,6 +351,7 @@ async fn answer_images(
                     label: answer.clone(),
                     sitekey: challenge.sitekey.clone(),
                     at: t,
+                    challenge: challenge.id.clone(),
                 })
                 .await?;
             apply_consensus(state, &project, slot.image).await;

@@ -12,10 +12,10 @@ use rand::seq::IndexedRandom;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::ephemeral::ExpiringMap;
-use super::{ImageData, Store, StoreError, StoredContribution};
+use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
     ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
-    TokenState,
+    TokenState, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -47,6 +47,8 @@ pub struct EmbeddedStore {
     serving: Arc<RwLock<HashMap<ProjectId, ServingIndex>>>,
     challenges: ExpiringMap<ChallengeState>,
     tokens: ExpiringMap<TokenState>,
+    /// `challenge:image` -> sequence number of the contribution written for it, for idempotent writes.
+    contributed: Arc<ExpiringMap<u64>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -90,6 +92,7 @@ impl EmbeddedStore {
             serving: Arc::new(RwLock::new(HashMap::new())),
             challenges: ExpiringMap::new(MAX_CHALLENGES),
             tokens: ExpiringMap::new(MAX_TOKENS),
+            contributed: Arc::new(ExpiringMap::new(MAX_CHALLENGES)),
         };
         store.load_serving_index()?;
         Ok(store)
@@ -416,8 +419,15 @@ impl Store for EmbeddedStore {
     }
 
     async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError> {
+        let contributed = Arc::clone(&self.contributed);
+        let marker = format!("{}:{}", contribution.challenge, contribution.image.0);
         self.blocking(move |db| {
+            // redb has one writer at a time: checking the marker inside the write transaction makes the
+            // check and the write one step.
             let txn = db.begin_write().map_err(unavailable)?;
+            if let Some(seq) = contributed.get(&marker) {
+                return Ok(seq);
+            }
             let seq = next_id(&txn, "contribution")?;
             txn.open_table(CONTRIBUTIONS)
                 .map_err(unavailable)?
@@ -438,6 +448,8 @@ impl Store for EmbeddedStore {
             }
             // Durability::Immediate (the default): commit returns once the data is fsynced.
             txn.commit().map_err(unavailable)?;
+            // A full marker map only loses idempotency for resends, which nothing in-process makes.
+            let _ = contributed.insert(marker, now() + IDEMPOTENCY_SECS, seq);
             Ok(seq)
         })
         .await

@@ -33,6 +33,9 @@ pub enum StoreError {
     Full(&'static str),
 }
 
+/// How long writing a contribution stays idempotent (per challenge and image): far longer than any resend.
+pub const IDEMPOTENCY_SECS: u64 = 3600;
+
 /// The bytes of an image, as served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageData {
@@ -75,6 +78,8 @@ pub trait Store: Send + Sync + 'static {
     async fn take_token(&self, id: &str) -> Result<Option<TokenState>, StoreError>;
 
     // Contributions: durable before `Ok`.
+    /// Stores a contribution and returns its sequence number. Idempotent for an hour per challenge and image:
+    /// the same write again (a resent request) returns the first sequence number and stores nothing.
     async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError>;
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError>;
 

@@ -25,7 +25,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
 use serde::{Deserialize, Serialize};
 
-use super::{ImageData, Store, StoreError, StoredContribution};
+use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
     ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
     TokenState, UnixTime, now,
@@ -45,12 +45,17 @@ const READ_PAGE: isize = 1000;
 /// Appends a contribution and gives it the project's next sequence number, in one atomic step.
 ///
 /// KEYS[1] is the project's counter, KEYS[2] its contribution log, KEYS[3] the image's votes (its consensus
-/// state, appended in the same step as the vote); all carry the project's hash tag, so the script runs on one
-/// cluster node. ARGV[1] is the contribution (JSON), ARGV[2] its label.
+/// state, appended in the same step as the vote), KEYS[4] the marker of this challenge's contribution for this
+/// image; all carry the project's hash tag, so the script runs on one cluster node. ARGV[1] is the contribution
+/// (JSON), ARGV[2] its label, ARGV[3] how long the marker is kept. The cluster client resends a command whose
+/// connection broke; the marker makes the resent script return the first sequence number and store nothing.
 const ADD_CONTRIBUTION: &str = r#"
+local done = redis.call('GET', KEYS[4])
+if done then return tonumber(done) end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('RPUSH', KEYS[2], '{"seq":' .. seq .. ',"contribution":' .. ARGV[1] .. '}')
 redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[4], seq, 'EX', ARGV[3])
 return seq
 "#;
 
@@ -304,6 +309,10 @@ mod key {
     /// List of `{"seq": n, "contribution": {...}}`, in acknowledgement order.
     pub fn contributions(p: ProjectId) -> String {
         format!("cobot:{{p{p}}}:contributions")
+    }
+    /// Marker of the contribution a challenge gave for an image (its sequence number), kept for an hour.
+    pub fn contributed(p: ProjectId, challenge: &str, i: ImageId) -> String {
+        format!("cobot:{{p{p}}}:contributed:{challenge}:{}", i.0)
     }
     /// List of the labels voted for an unknown image, in acknowledgement order.
     pub fn votes(p: ProjectId, i: ImageId) -> String {
@@ -792,6 +801,7 @@ impl Store for RedisStore {
         let script = self.add_contribution.clone();
         let project = contribution.project;
         let votes = key::votes(project, contribution.image);
+        let marker = key::contributed(project, &contribution.challenge, contribution.image);
         let label = contribution.label.as_str().to_owned();
         let record = encode(&contribution)?;
         // With `appendfsync always`, Redis replies only once the script's writes are fsynced to the AOF.
@@ -800,8 +810,10 @@ impl Store for RedisStore {
                 .key(key::next_contribution(project))
                 .key(key::contributions(project))
                 .key(votes)
+                .key(marker)
                 .arg(record)
                 .arg(label)
+                .arg(IDEMPOTENCY_SECS)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(write_error("contributions"))
