@@ -85,8 +85,10 @@ async fn answer_stream(
     stop: Arc<AtomicBool>,
     tally: Arc<Tally>,
 ) {
-    // Well below the project's capacity (unknowns × votes each): every acknowledged answer records a vote.
+    // Below the project's capacity (unknowns × the three votes that decide one): every acknowledged answer
+    // records a vote. The assertion keeps the two numbers honest if either changes.
     const MAX_ANSWERS: usize = 5000;
+    const _: () = assert!(MAX_ANSWERS < crate::redis_support::BULK_UNKNOWNS * 3);
     while !stop.load(Ordering::Relaxed) {
         if tally.acknowledged.load(Ordering::Relaxed) + tally.unsure.load(Ordering::Relaxed) >= MAX_ANSWERS {
             tokio::time::sleep(Duration::from_millis(20)).await;

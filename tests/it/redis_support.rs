@@ -224,9 +224,12 @@ impl RedisCluster {
     }
 }
 
-/// A project with many unknowns, generated once per test run. Each unknown is retired after a few votes (the
-/// consensus caps them), so the streams of answers in these tests need many, or they would soon get challenges
-/// made of two controls, which record no contribution.
+/// A project with many unknowns, generated once per test run. The streams of answers in these tests answer
+/// every unknown alike, so the consensus decides and retires each after three votes (the default policy's
+/// minimum of agreeing sources); once all are retired, challenges are made of two controls and record no
+/// contribution. 2,000 unknowns hold 6,000 votes, more than the 5,000 answers a stream may send.
+pub const BULK_UNKNOWNS: usize = 2000;
+
 fn bulk_project_fixture() -> &'static Path {
     static DIR: OnceLock<TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -235,7 +238,7 @@ fn bulk_project_fixture() -> &'static Path {
             seed: 5,
             gold_per_class: 6,
             gold_classes: vec![demo_data::RoofClass::Flat],
-            unknown: 800,
+            unknown: BULK_UNKNOWNS,
             size: 48,
         };
         demo_data::write_project(dir.path(), &spec).expect("write the project");
