@@ -112,19 +112,7 @@ impl Crowd {
     }
 
     fn anonymous(&self, classes: u16) -> Dataset {
-        let votes = self
-            .votes
-            .iter()
-            .map(|v| Vote {
-                source: Source::Anonymous,
-                ..*v
-            })
-            .collect();
-        Dataset {
-            n_items: small(self.truth.len()),
-            n_classes: classes,
-            votes,
-        }
+        self.dataset(classes).anonymised()
     }
 
     fn accuracy(&self, labels: &[Option<Label>]) -> f64 {

@@ -30,6 +30,26 @@ pub struct Dataset {
     pub votes: Vec<Vote>,
 }
 
+impl Dataset {
+    /// The same votes with every source made anonymous: what the engine can do when no contributor is
+    /// recognised (each vote is then its own one-vote source).
+    #[must_use]
+    pub fn anonymised(&self) -> Dataset {
+        let votes = self
+            .votes
+            .iter()
+            .map(|v| Vote {
+                source: Source::Anonymous,
+                ..*v
+            })
+            .collect();
+        Dataset {
+            votes,
+            ..self.clone()
+        }
+    }
+}
+
 /// Settings of the EM methods.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -147,25 +147,9 @@ const METHODS: [Method; 6] = [
     Method {
         name: "dawid_skene_anonymous",
         default: false,
-        run: |d| batch::dawid_skene(&anonymised(d), &[], &em_options()),
+        run: |d| batch::dawid_skene(&d.anonymised(), &[], &em_options()),
     },
 ];
-
-/// The same votes with every worker id dropped: what the engine can do when no contributor is recognised.
-fn anonymised(data: &Dataset) -> Dataset {
-    let votes = data
-        .votes
-        .iter()
-        .map(|v| Vote {
-            source: Source::Anonymous,
-            ..*v
-        })
-        .collect();
-    Dataset {
-        votes,
-        ..data.clone()
-    }
-}
 
 struct TruthSet {
     name: String,
@@ -454,6 +438,19 @@ fn replay_online(
         ..Policy::new(4)
     };
     let opts = em_options();
+    // One periodic batch run over the votes accepted so far, warm-started from the previous one.
+    let batch_run = |accepted: &[Vote], last: Option<&Estimate>| {
+        let data = Dataset {
+            n_items: n_buildings,
+            n_classes: 4,
+            votes: accepted.to_vec(),
+        };
+        let estimate = match last {
+            Some(start) => batch::dawid_skene_from(&data, &[], &opts, start),
+            None => batch::dawid_skene(&data, &[], &opts),
+        };
+        (data, estimate)
+    };
     let mut model = CrowdModel::uninformed(&policy);
     let mut states = vec![ImageState::default(); n_buildings as usize];
     let mut last: Option<Estimate> = None;
@@ -482,15 +479,7 @@ fn replay_online(
         if since_batch == REPLAY_BATCH_EVERY {
             since_batch = 0;
             batch_runs += 1;
-            let data = Dataset {
-                n_items: n_buildings,
-                n_classes: 4,
-                votes: accepted.clone(),
-            };
-            let estimate = match &last {
-                Some(start) => batch::dawid_skene_from(&data, &[], &opts, start),
-                None => batch::dawid_skene(&data, &[], &opts),
-            };
+            let (data, estimate) = batch_run(&accepted, last.as_ref());
             let previous: Vec<Decision> = states.iter().map(ImageState::decision).collect();
             for revision in estimate.revisions(&data, &[], &previous, &policy) {
                 // Only decisions are revised here; an open building simply stays open for the next vote.
@@ -503,15 +492,7 @@ fn replay_online(
             last = Some(estimate);
         }
     }
-    let data = Dataset {
-        n_items: n_buildings,
-        n_classes: 4,
-        votes: accepted.clone(),
-    };
-    let estimate = match &last {
-        Some(start) => batch::dawid_skene_from(&data, &[], &opts, start),
-        None => batch::dawid_skene(&data, &[], &opts),
-    };
+    let (data, estimate) = batch_run(&accepted, last.as_ref());
     // The server's next periodic run, after the last vote of the campaign.
     batch_runs += 1;
     let previous: Vec<Decision> = states.iter().map(ImageState::decision).collect();
