@@ -72,8 +72,8 @@ async fn tab_to(browser: &Browser, limit: usize, want: impl Fn(&Value) -> bool) 
     panic!("Tab never reached the expected element");
 }
 
-#[tokio::test]
-async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_alone() {
+/// A seeded server, the demo site on it, and a browser showing the demo form with the widget ready.
+async fn open_demo_form() -> (TestApp, DemoSite, Browser) {
     let app = TestApp::spawn().await;
     let demo = DemoSite::start(&app).await;
     let browser = Browser::start().await;
@@ -81,6 +81,12 @@ async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_al
     browser
         .wait_for(WIDGET_READY, 30, "the widget and both images")
         .await;
+    (app, demo, browser)
+}
+
+#[tokio::test]
+async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_alone() {
+    let (app, demo, browser) = open_demo_form().await;
 
     // Fill the form as a citizen would.
     browser
@@ -175,13 +181,8 @@ async fn a_citizen_fills_the_demo_form_and_passes_the_check_with_the_keyboard_al
 
 #[tokio::test]
 async fn a_citizen_who_cannot_answer_the_image_question_passes_by_proof_of_work_with_the_keyboard_alone() {
-    let app = TestApp::spawn().await;
-    let demo = DemoSite::start(&app).await;
-    let browser = Browser::start().await;
-    browser.goto(&demo.url).await;
-    browser
-        .wait_for(WIDGET_READY, 30, "the widget and both images")
-        .await;
+    // `_demo` keeps the demo site running until the end of the test.
+    let (app, _demo, browser) = open_demo_form().await;
     browser.type_into("#description", "Un lampadaire éteint.").await;
 
     // Tab past the images to the visible option, and take it with Enter.
@@ -214,11 +215,12 @@ async fn a_citizen_who_cannot_answer_the_image_question_passes_by_proof_of_work_
     let seen: Vec<(String, String)> = serde_json::from_value(seen).expect("pairs of texts");
     let back = "Revenir à la question en images";
     let passed = "Vérification réussie. Vous pouvez envoyer le formulaire.";
+    // While the widget worked (computing, then checking) the focus was on the way back. Which working
+    // statuses get recorded depends on how fast the device computes: an idle machine can finish the work
+    // between two observations, so no particular one is required.
     assert!(
-        seen.contains(&(
-            "Calcul en cours, patientez quelques secondes…".into(),
-            back.into()
-        )),
+        seen.iter()
+            .any(|(status, focus)| focus == back && status != passed),
         "{seen:?}"
     );
     assert_eq!(seen.last(), Some(&(passed.into(), passed.into())), "{seen:?}");
