@@ -5,6 +5,7 @@
 //! newtypes (`SiteKey`, `LabelId`, `ChallengeId`) here, once: code that holds one knows it is well formed.
 
 mod ids;
+pub mod owner;
 
 pub use ids::{ChallengeId, IdError, LabelId, SiteKey, SiteSecret};
 

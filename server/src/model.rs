@@ -3,6 +3,7 @@
 //! These are what the store keeps. They are serialised as JSON by the store backends; field names are part of
 //! the on-disk format, so renaming one needs a migration.
 
+pub use protocol::owner::ConsensusSettings;
 use protocol::{LabelId, Lang, SiteKey};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,30 @@ pub struct ProjectId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ImageId(pub u64);
+
+/// A project owner: a public body (or one of its services) with API keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OwnerId(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub id: OwnerId,
+    /// Unique among owners.
+    pub name: String,
+    pub created_at: UnixTime,
+}
+
+/// An API key, kept only as the hex SHA-256 of the key (the key has 256 random bits, so an unsalted hash is
+/// as strong as the key; it also lets the store find the key by its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub hash: String,
+    pub owner: OwnerId,
+    /// What the owner said the key is for.
+    pub name: String,
+    pub created_at: UnixTime,
+}
 
 impl std::fmt::Display for ProjectId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,7 +88,7 @@ pub struct LabelDef {
 }
 
 /// A labelling project: one question, one label set, at most one abstain label.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
     pub id: ProjectId,
     pub name: String,
@@ -72,6 +97,17 @@ pub struct Project {
     /// The label that means "can't tell". Never the expected answer of a control.
     pub abstain: Option<LabelId>,
     pub created_at: UnixTime,
+    /// `None` for projects imported by the operator without an owner (seen by no API key).
+    #[serde(default)]
+    pub owner: Option<OwnerId>,
+    #[serde(default)]
+    pub consensus: ConsensusSettings,
+    /// Weight among the projects that feed one site.
+    #[serde(default = "protocol::owner::default_priority")]
+    pub priority: u32,
+    /// No longer served; still exportable.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 impl Project {
@@ -81,12 +117,15 @@ impl Project {
 }
 
 /// What a project is created from (the id is assigned by the store).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewProject {
     pub name: String,
     pub question: Texts,
     pub labels: Vec<LabelDef>,
     pub abstain: Option<LabelId>,
+    pub owner: Option<OwnerId>,
+    pub consensus: ConsensusSettings,
+    pub priority: u32,
 }
 
 impl NewProject {
@@ -99,6 +138,10 @@ impl NewProject {
             labels: self.labels,
             abstain: self.abstain,
             created_at: now(),
+            owner: self.owner,
+            consensus: self.consensus,
+            priority: self.priority,
+            archived: false,
         }
     }
 }
@@ -113,6 +156,9 @@ pub struct ImageMeta {
     pub content_type: String,
     /// The known answer (gold) when there is one.
     pub known_label: Option<LabelId>,
+    /// Hex SHA-256 of the stored (normalised) bytes: a project holds each content once.
+    #[serde(default)]
+    pub content_hash: String,
 }
 
 /// An image to add to a project: already decoded, checked and re-encoded without metadata.
@@ -122,6 +168,33 @@ pub struct NewImage {
     pub content_type: String,
     pub bytes: Vec<u8>,
     pub known_label: Option<LabelId>,
+    pub content_hash: String,
+}
+
+/// What became of one image given to `Store::add_images`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddedImage {
+    Stored(ImageMeta),
+    /// The project holds an image with the same content hash already: nothing was stored.
+    Duplicate(ImageMeta),
+}
+
+/// How an image of a project is served now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serving {
+    /// As a control with this label (gold, or promoted by the consensus).
+    Control(LabelId),
+    /// As an unknown: still collecting votes.
+    Unknown,
+    /// Not at all: decided, contested, or gold with the abstain label.
+    Retired,
+}
+
+/// Answers given to one control image, for demoting controls humans fail too often.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlStats {
+    pub passed: u64,
+    pub failed: u64,
 }
 
 /// A site that embeds the widget. The secret is kept only as its SHA-256.
@@ -134,6 +207,39 @@ pub struct Site {
     pub hostnames: Vec<String>,
     pub projects: Vec<ProjectId>,
     pub created_at: UnixTime,
+    /// `None` for sites the operator created without an owner.
+    #[serde(default)]
+    pub owner: Option<OwnerId>,
+    /// After a rotation, the previous secret stays valid for a while so that deployments can catch up.
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+impl Site {
+    /// Whether `hash` is a secret of this site at `at` (the current one, or the previous one in its overlap).
+    /// Constant time in the hashes compared.
+    pub fn accepts_secret_hash(&self, hash: &str, at: UnixTime) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let current: bool = self.secret_hash.as_bytes().ct_eq(hash.as_bytes()).into();
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| bool::from(p.hash.as_bytes().ct_eq(hash.as_bytes())) && at < p.valid_until);
+        current | previous
+    }
+
+    /// Every secret hash the store must index for this site.
+    pub fn secret_hashes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.secret_hash.as_str())
+            .chain(self.previous_secret.as_ref().map(|p| p.hash.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// Hex SHA-256 of the previous secret.
+    pub hash: String,
+    pub valid_until: UnixTime,
 }
 
 /// One image slot of a challenge.

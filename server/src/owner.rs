@@ -11,7 +11,9 @@ use protocol::{LabelId, SiteKey, SiteSecret};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 
-use crate::model::{ImageId, LabelDef, NewImage, NewProject, Project, ProjectId, Site, Texts, now, rfc3339};
+use crate::model::{
+    ConsensusSettings, ImageId, LabelDef, NewImage, NewProject, Project, ProjectId, Site, Texts, now, rfc3339,
+};
 use crate::routes::siteverify::secret_hash;
 use crate::store::Store;
 use crate::token::hex;
@@ -41,7 +43,7 @@ struct LabelFile {
 }
 
 /// Summary of an import, for the operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Imported {
     pub project: Project,
     pub controls: usize,
@@ -97,6 +99,9 @@ fn parse_project_file(dir: &Path) -> anyhow::Result<NewProject> {
         question: file.question,
         labels,
         abstain,
+        owner: None,
+        consensus: ConsensusSettings::default(),
+        priority: protocol::owner::default_priority(),
     })
 }
 
@@ -187,6 +192,7 @@ pub async fn import_project(store: &impl Store, dir: &Path) -> anyhow::Result<Im
         let bytes = sanitise_image(&bytes).with_context(|| format!("{name}: not a usable image"))?;
         let known_label = known.remove(&name);
         images.push(NewImage {
+            content_hash: hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()),
             name,
             content_type: "image/png".into(),
             bytes,
@@ -282,6 +288,8 @@ pub async fn create_site(
             hostnames,
             projects: projects.to_vec(),
             created_at: now(),
+            owner: None,
+            previous_secret: None,
         })
         .await?;
     Ok(NewSite { sitekey, secret })

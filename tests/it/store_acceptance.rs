@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use futures_util::future::join_all;
 use protocol::{LabelId, SiteKey};
 use server::model::{
-    ChallengeState, Contribution, ImageId, LabelDef, NewImage, NewProject, ProjectId, Site, Slot, Texts,
-    TokenState, now,
+    ChallengeState, ConsensusSettings, Contribution, ImageId, LabelDef, NewImage, NewProject, ProjectId,
+    Site, Slot, Texts, TokenState, now,
 };
 use server::store::{AnyStore, EmbeddedStore, RedisStore, Store, StoreError};
 
@@ -47,6 +47,9 @@ fn new_project(name: &str) -> NewProject {
             })
             .collect(),
         abstain: Some(label("other")),
+        owner: None,
+        consensus: ConsensusSettings::default(),
+        priority: 1,
     }
 }
 
@@ -57,6 +60,8 @@ fn image(name: &str, known: Option<&str>) -> NewImage {
         // Bytes that are not UTF-8, so that a backend that mangles binary data is caught.
         bytes: name.bytes().chain([0, 0xff, 0xfe, 0x80]).collect(),
         known_label: known.map(label),
+        // Distinct per name, as the intake's hash of distinct images would be.
+        content_hash: format!("hash-of-{name}"),
     }
 }
 
@@ -72,6 +77,8 @@ fn site(projects: &[ProjectId]) -> Site {
         hostnames: vec!["demo.localhost".to_owned()],
         projects: projects.to_vec(),
         created_at: now(),
+        owner: None,
+        previous_secret: None,
     }
 }
 

@@ -14,8 +14,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use super::ephemeral::ExpiringMap;
 use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
-    ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
-    TokenState, now,
+    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
+    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -243,6 +243,7 @@ impl Store for EmbeddedStore {
                         name: image.name,
                         content_type: image.content_type,
                         known_label: image.known_label,
+                        content_hash: image.content_hash,
                     };
                     txn.open_table(IMAGES)
                         .map_err(unavailable)?
@@ -491,5 +492,71 @@ impl Store for EmbeddedStore {
             Ok(out)
         })
         .await
+    }
+
+    // FIXME(owner-api): placeholder bodies until the backend implements the owner API's methods.
+    async fn reopen(&self, _project: ProjectId, _image: ImageId) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn serving(&self, _project: ProjectId, _images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn record_control_answer(
+        &self,
+        _project: ProjectId,
+        _image: ImageId,
+        _passed: bool,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn control_stats(&self, _project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn create_owner(&self, _name: &str) -> Result<Owner, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn owners(&self) -> Result<Vec<Owner>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn add_api_key(&self, _key: ApiKeyRecord) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn update_project(&self, _project: Project) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn add_images(
+        &self,
+        _project: ProjectId,
+        _images: Vec<NewImage>,
+    ) -> Result<Vec<AddedImage>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn images_page(
+        &self,
+        _project: ProjectId,
+        _after: Option<ImageId>,
+        _limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn contributions_page(
+        &self,
+        _project: ProjectId,
+        _after: u64,
+        _limit: usize,
+    ) -> Result<Vec<StoredContribution>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn update_site(&self, _site: Site) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
     }
 }

@@ -15,8 +15,8 @@ pub use self::redis::RedisStore;
 pub use embedded::EmbeddedStore;
 
 use crate::model::{
-    ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
-    TokenState,
+    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
+    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -59,7 +59,7 @@ pub trait Store: Send + Sync + 'static {
     async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
     async fn images(&self, project: ProjectId) -> Result<Vec<ImageMeta>, StoreError>;
     async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError>;
-    /// Picks a control (known, non-abstain label) and a second image: an unknown when the project still has
+    /// Picks a control (served as a control now, see [`Serving`]) and a second image: an unknown when the project still has
     /// one, else another control. `None` when the project cannot make a challenge.
     async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError>;
 
@@ -98,6 +98,63 @@ pub trait Store: Send + Sync + 'static {
         image: ImageId,
         label: LabelId,
     ) -> Result<(), StoreError>;
+
+    /// Re-opens a control that humans fail too often: it is served as an unknown again and collects votes
+    /// (its earlier votes, if any, still count). Idempotent.
+    async fn reopen(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError>;
+    /// How each of `images` (of `project`) is served now, in the same order.
+    async fn serving(&self, project: ProjectId, images: &[ImageId]) -> Result<Vec<Serving>, StoreError>;
+    /// Counts one answer to a control. Statistics, not contributions: a crash may lose the last few.
+    async fn record_control_answer(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        passed: bool,
+    ) -> Result<(), StoreError>;
+    /// Answers to each control of a project that was answered at least once, in image id order.
+    async fn control_stats(&self, project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError>;
+
+    // Owners and API keys: durable.
+    /// Creates an owner with a unique name (`Conflict` if the name is taken).
+    async fn create_owner(&self, name: &str) -> Result<Owner, StoreError>;
+    async fn owners(&self) -> Result<Vec<Owner>, StoreError>;
+    /// Stores a key's hash (`Conflict` if that hash exists).
+    async fn add_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError>;
+    async fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    // Projects, images and sites: the owner API.
+    /// Every project, in id order.
+    async fn projects(&self) -> Result<Vec<Project>, StoreError>;
+    /// Replaces a project's record (`Conflict` if there is no such project). Its id, labels' ids and
+    /// abstain label never change; archiving stops serving it.
+    async fn update_project(&self, project: Project) -> Result<(), StoreError>;
+    /// Adds images to a project, in order. An image whose `content_hash` the project holds already (or
+    /// that appears earlier in the same call) is not stored: it comes back as `Duplicate` of the stored one.
+    /// `Conflict` if there is no such project.
+    async fn add_images(
+        &self,
+        project: ProjectId,
+        images: Vec<NewImage>,
+    ) -> Result<Vec<AddedImage>, StoreError>;
+    /// A page of a project's images in id order: those with an id above `after`, at most `limit`.
+    async fn images_page(
+        &self,
+        project: ProjectId,
+        after: Option<ImageId>,
+        limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError>;
+    /// A page of a project's contributions in sequence order: those with `seq > after`, at most `limit`.
+    async fn contributions_page(
+        &self,
+        project: ProjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredContribution>, StoreError>;
+    /// Every site, in sitekey order.
+    async fn sites(&self) -> Result<Vec<Site>, StoreError>;
+    /// Replaces a site's record and its secret index: every hash of `Site::secret_hashes` finds the site,
+    /// the hashes of the old record that are no longer there find nothing (`Conflict` if no such site).
+    async fn update_site(&self, site: Site) -> Result<(), StoreError>;
 
     /// Readiness: `Ok` when the store can serve requests now. A store in the process needs no check.
     async fn ping(&self) -> Result<(), StoreError> {
@@ -184,6 +241,70 @@ impl Store for AnyStore {
         label: LabelId,
     ) -> Result<(), StoreError> {
         dispatch!(self, s => s.promote_control(project, image, label).await)
+    }
+    async fn reopen(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
+        dispatch!(self, s => s.reopen(project, image).await)
+    }
+    async fn serving(&self, project: ProjectId, images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
+        dispatch!(self, s => s.serving(project, images).await)
+    }
+    async fn record_control_answer(
+        &self,
+        project: ProjectId,
+        image: ImageId,
+        passed: bool,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_control_answer(project, image, passed).await)
+    }
+    async fn control_stats(&self, project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
+        dispatch!(self, s => s.control_stats(project).await)
+    }
+    async fn create_owner(&self, name: &str) -> Result<Owner, StoreError> {
+        dispatch!(self, s => s.create_owner(name).await)
+    }
+    async fn owners(&self) -> Result<Vec<Owner>, StoreError> {
+        dispatch!(self, s => s.owners().await)
+    }
+    async fn add_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.add_api_key(key).await)
+    }
+    async fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        dispatch!(self, s => s.api_key(hash).await)
+    }
+    async fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        dispatch!(self, s => s.projects().await)
+    }
+    async fn update_project(&self, project: Project) -> Result<(), StoreError> {
+        dispatch!(self, s => s.update_project(project).await)
+    }
+    async fn add_images(
+        &self,
+        project: ProjectId,
+        images: Vec<NewImage>,
+    ) -> Result<Vec<AddedImage>, StoreError> {
+        dispatch!(self, s => s.add_images(project, images).await)
+    }
+    async fn images_page(
+        &self,
+        project: ProjectId,
+        after: Option<ImageId>,
+        limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError> {
+        dispatch!(self, s => s.images_page(project, after, limit).await)
+    }
+    async fn contributions_page(
+        &self,
+        project: ProjectId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredContribution>, StoreError> {
+        dispatch!(self, s => s.contributions_page(project, after, limit).await)
+    }
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        dispatch!(self, s => s.sites().await)
+    }
+    async fn update_site(&self, site: Site) -> Result<(), StoreError> {
+        dispatch!(self, s => s.update_site(site).await)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
-    ChallengeState, Contribution, ImageId, ImageMeta, NewImage, NewProject, Project, ProjectId, Site, Slot,
-    TokenState, UnixTime, now,
+    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
+    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState, UnixTime, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -558,6 +558,7 @@ impl Store for RedisStore {
                     name: image.name,
                     content_type: image.content_type,
                     known_label: image.known_label,
+                    content_hash: image.content_hash,
                 };
                 if writes.len() >= IMPORT_CONCURRENCY {
                     writes
@@ -911,5 +912,71 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.ping_both().await
+    }
+
+    // FIXME(owner-api): placeholder bodies until the backend implements the owner API's methods.
+    async fn reopen(&self, _project: ProjectId, _image: ImageId) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn serving(&self, _project: ProjectId, _images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn record_control_answer(
+        &self,
+        _project: ProjectId,
+        _image: ImageId,
+        _passed: bool,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn control_stats(&self, _project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn create_owner(&self, _name: &str) -> Result<Owner, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn owners(&self) -> Result<Vec<Owner>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn add_api_key(&self, _key: ApiKeyRecord) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn update_project(&self, _project: Project) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn add_images(
+        &self,
+        _project: ProjectId,
+        _images: Vec<NewImage>,
+    ) -> Result<Vec<AddedImage>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn images_page(
+        &self,
+        _project: ProjectId,
+        _after: Option<ImageId>,
+        _limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn contributions_page(
+        &self,
+        _project: ProjectId,
+        _after: u64,
+        _limit: usize,
+    ) -> Result<Vec<StoredContribution>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
+    }
+    async fn update_site(&self, _site: Site) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not implemented yet".into()))
     }
 }
