@@ -4,4 +4,5 @@ pub mod assets;
 pub mod body;
 pub mod challenge;
 pub mod health;
+pub mod owner;
 pub mod siteverify;
