@@ -334,6 +334,11 @@ async fn answer_images(
         .iter()
         .zip(&answers)
         .all(|(slot, answer)| slot.expected.as_ref().is_none_or(|expected| expected == answer));
+    for (slot, answer) in challenge.slots.iter().zip(&answers) {
+        if let Some(expected) = &slot.expected {
+            watch_control(state, &project, slot.image, expected == answer).await;
+        }
+    }
     if !passed {
         tracing::info!(outcome = "wrong-answer", "challenge failed");
         return Ok(wrong_answer());
@@ -369,7 +374,8 @@ async fn answer_images(
 async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
     let outcome = async {
         let votes = state.store.image_votes(project.id, image).await?;
-        match labels::after_vote(project, &votes) {
+        let learned = state.learned.get(project.id);
+        match labels::after_vote(project, &votes, learned.as_ref().map(|l| &l.model)) {
             ServingChange::Keep => Ok(()),
             ServingChange::Retire => state.store.retire_unknown(project.id, image).await,
             ServingChange::Promote(label) => state.store.promote_control(project.id, image, label).await,
@@ -377,6 +383,42 @@ async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
     };
     if let Err(e) = outcome.await {
         tracing::warn!(error = %e, image = image.0, "consensus step deferred to the next vote");
+    }
+}
+
+/// Counts an answer to a control, and re-opens the control when humans fail it significantly more often
+/// than the project's controls in general (its label is likely wrong or ambiguous; see
+/// `consensus::controls::ControlStats::record`). Statistics only: a failure here is logged and changes
+/// nothing for the citizen.
+async fn watch_control(state: &AppState, project: &Project, image: ImageId, passed: bool) {
+    let outcome = async {
+        let project_failure_rate = state.learned.observe_control(project.id, passed);
+        let counts = state
+            .store
+            .record_control_answer(project.id, image, passed)
+            .await?;
+        if passed {
+            // Only a failure can turn the verdict.
+            return Ok(());
+        }
+        let mut before = consensus::controls::ControlStats {
+            passed: u32::try_from(counts.passed).unwrap_or(u32::MAX),
+            failed: u32::try_from(counts.failed.saturating_sub(1)).unwrap_or(u32::MAX),
+        };
+        let verdict = before.record(false, project_failure_rate, &labels::policy(project));
+        if verdict == consensus::controls::ControlVerdict::Demote {
+            tracing::info!(
+                image = image.0,
+                passed = counts.passed,
+                failed = counts.failed,
+                "control failed too often: re-opened as an unknown"
+            );
+            state.store.reopen(project.id, image).await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    if let Err(e) = outcome.await {
+        tracing::warn!(error = %e, image = image.0, "control statistics not recorded");
     }
 }
 
