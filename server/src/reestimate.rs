@@ -236,8 +236,9 @@ async fn load_items(store: &impl Store, project: &Project) -> Result<Vec<Item>, 
         let ids: Vec<ImageId> = page.iter().map(|m| m.id).collect();
         let serving = store.serving(project.id, &ids).await?;
         for (meta, serving) in page.into_iter().zip(serving) {
-            // A gold image re-opened because humans failed it as a control is no longer trusted.
-            let trusted = !matches!(serving, Serving::Unknown);
+            // Gold is trusted while it serves as a control: one re-opened because humans failed it (and
+            // perhaps decided by their votes since) is not.
+            let trusted = matches!(serving, Serving::Control(_));
             let gold = meta
                 .known_label
                 .as_ref()

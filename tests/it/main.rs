@@ -3,6 +3,7 @@
 
 mod browser;
 mod challenge;
+mod consensus_flow;
 mod durability;
 mod helpers;
 mod owner_cli;
