@@ -12,4 +12,5 @@ mod redis_instances;
 mod redis_support;
 mod siteverify;
 mod store_acceptance;
+mod test_keys;
 mod webdriver;
