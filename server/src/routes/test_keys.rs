@@ -316,3 +316,39 @@ pub(super) fn verify(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_challenges_have_only_controls_of_no_image() {
+        let sitekey = SiteKey::parse(test_keys::PASS_SITEKEY).unwrap();
+        let state = test_challenge("x".into(), sitekey, "localhost".into(), IMAGES, 0);
+        assert_eq!(state.slots.len(), IMAGES);
+        for slot in &state.slots {
+            // A slot without an expected label would be an unknown, whose answer is harvested.
+            assert!(slot.expected.is_some());
+            assert_eq!(slot.image, NO_IMAGE);
+        }
+        assert_eq!(state.project, NO_PROJECT);
+    }
+
+    #[test]
+    fn the_test_tiles_are_two_different_pngs() {
+        let tiles = TILES.as_ref().unwrap();
+        for tile in tiles {
+            let decoded = image::load_from_memory_with_format(tile, ImageFormat::Png).unwrap();
+            assert_eq!((decoded.width(), decoded.height()), (128, 128));
+        }
+        assert_ne!(tiles[0], tiles[1]);
+    }
+
+    #[test]
+    fn only_the_test_sitekeys_are_test_keys() {
+        let of = |s: &str| TestKey::of(&SiteKey::parse(s).unwrap());
+        assert_eq!(of(test_keys::PASS_SITEKEY), Some(TestKey::Pass));
+        assert_eq!(of(test_keys::FAIL_SITEKEY), Some(TestKey::Fail));
+        assert_eq!(of("6f1c2a9e-3b4d-4c5e-8f70-0123456789ab"), None);
+    }
+}
