@@ -400,7 +400,9 @@ pub mod checks {
 /// Challenges of a test sitekey work from any page (`localhost`, a CI host...), need no site on the server
 /// and harvest nothing: their question and their two images are built in, no answer is ever stored as a
 /// contribution. The test secrets are never looked up in the server's store. Both sitekeys have the UUID
-/// version nibble `f`, which no sitekey the server generates (version 4) can have.
+/// version nibble `f`, which no sitekey the server generates (version 4) can have. The secrets follow the
+/// sitekeys' pattern rather than hCaptcha's all-zero test secret: a string of zeros is what a configuration
+/// template or a test naturally puts for "no secret", and it must not turn into a secret that accepts all.
 pub mod test_keys {
     /// Every well-formed answer to its image question passes and yields a token (`check: image`); its
     /// accessible path (proof of work) works as for a real site, without the site's quota.
@@ -409,9 +411,9 @@ pub mod test_keys {
     pub const FAIL_SITEKEY: &str = "20000000-ffff-ffff-ffff-000000000002";
     /// `siteverify` answers `success: true` for any non-empty `response`, a token or not, without consuming
     /// it. Anyone can use it: a site whose backend holds it accepts every form.
-    pub const PASS_SECRET: &str = "0x0000000000000000000000000000000000000000";
+    pub const PASS_SECRET: &str = "0x10000000ffffffffffffffff0000000000000001";
     /// `siteverify` answers `success: false` with `invalid-input-response` for any `response`.
-    pub const FAIL_SECRET: &str = "0x0000000000000000000000000000000000000001";
+    pub const FAIL_SECRET: &str = "0x20000000ffffffffffffffff0000000000000002";
 }
 
 /// The body of every 4xx/5xx reply of the widget API: a stable machine code and a sentence for humans.
