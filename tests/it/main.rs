@@ -13,4 +13,5 @@ mod redis_instances;
 mod redis_support;
 mod siteverify;
 mod store_acceptance;
+mod test_keys;
 mod webdriver;
