@@ -220,10 +220,11 @@ async fn images_are_added_once_per_content(store: &AnyStore) {
     // A duplicate within the same call counts too.
     assert_eq!(added[3], AddedImage::Duplicate(u2.clone()));
     let abstain = stored(&added[4]).clone();
-    for (meta, (name, known)) in [&u2, &g, &abstain]
-        .into_iter()
-        .zip([("u2", None), ("g", Some("east_west")), ("abstain", Some("other"))])
-    {
+    for (meta, (name, known)) in [&u2, &g, &abstain].into_iter().zip([
+        ("u2", None),
+        ("g", Some("east_west")),
+        ("abstain", Some("other")),
+    ]) {
         assert_eq!(meta.name, name);
         assert_eq!(meta.project, project.id);
         assert_eq!(meta.known_label, known.map(label));
@@ -259,7 +260,10 @@ async fn images_are_added_once_per_content(store: &AnyStore) {
         ]
     );
     assert_eq!(store.images(project.id).await.expect("list"), expected);
-    assert_eq!(store.add_images(project.id, Vec::new()).await.expect("add"), Vec::new());
+    assert_eq!(
+        store.add_images(project.id, Vec::new()).await.expect("add"),
+        Vec::new()
+    );
 
     // Another project may hold the same content.
     let other = store
@@ -286,9 +290,7 @@ async fn images_are_added_once_per_content(store: &AnyStore) {
     );
 
     assert!(matches!(
-        store
-            .add_images(ProjectId(987_654), vec![image("x", None)])
-            .await,
+        store.add_images(ProjectId(987_654), vec![image("x", None)]).await,
         Err(StoreError::Conflict(_))
     ));
 }
@@ -309,7 +311,11 @@ async fn images_are_paged_in_id_order(store: &AnyStore) {
     store
         .add_images(
             a.id,
-            vec![image("a5", Some("flat")), same_content("a0 again", "a0"), image("a6", None)],
+            vec![
+                image("a5", Some("flat")),
+                same_content("a0 again", "a0"),
+                image("a6", None),
+            ],
         )
         .await
         .expect("add");
@@ -542,7 +548,10 @@ async fn owners_have_unique_names_and_api_keys_find_them(instances: &[&AnyStore]
     );
 
     let owners = last.owners().await.expect("list");
-    assert!(owners.windows(2).all(|w| w[0].id < w[1].id), "id order: {owners:?}");
+    assert!(
+        owners.windows(2).all(|w| w[0].id < w[1].id),
+        "id order: {owners:?}"
+    );
     for expected in [&owner, &second] {
         assert!(owners.contains(expected), "{expected:?} not in {owners:?}");
     }
@@ -595,7 +604,10 @@ async fn projects_are_listed_in_id_order_and_updated(store: &AnyStore) {
     updated.owner = Some(OwnerId(42));
     updated.consensus.max_votes += 1;
     store.update_project(updated.clone()).await.expect("update");
-    assert_eq!(store.project(first.id).await.expect("read"), Some(updated.clone()));
+    assert_eq!(
+        store.project(first.id).await.expect("read"),
+        Some(updated.clone())
+    );
     let listed = store.projects().await.expect("list");
     assert!(listed.contains(&updated) && !listed.contains(&first));
     assert!(listed.contains(&second), "the other project is untouched");
@@ -620,7 +632,9 @@ async fn sites_are_listed_and_secrets_rotate(store: &AnyStore) {
     store.create_site(b.clone()).await.expect("create");
     let listed = store.sites().await.expect("list");
     assert!(
-        listed.windows(2).all(|w| w[0].sitekey.as_str() < w[1].sitekey.as_str()),
+        listed
+            .windows(2)
+            .all(|w| w[0].sitekey.as_str() < w[1].sitekey.as_str()),
         "sitekey order"
     );
     for expected in [&a, &b] {
@@ -1298,7 +1312,10 @@ async fn older_redis_data_is_indexed_on_first_use(node: &RedisServer, url: &str)
     let mut expected = before;
     expected.push(c);
     assert_eq!(store.images_page(p, None, 1000).await.expect("page"), expected);
-    assert!(store.sites().await.expect("list").contains(&s), "the older site is listed");
+    assert!(
+        store.sites().await.expect("list").contains(&s),
+        "the older site is listed"
+    );
     assert!(store.projects().await.expect("list").contains(&project));
 
     // Sequence numbers with gaps (a counter moved by a step that stopped half-way): pages still start right.

@@ -712,11 +712,15 @@ impl RedisStore {
     /// Indexes the sites stored before [`key::SITES`] existed, once. `KEYS` walks the whole key space (of
     /// every master, in a cluster) and blocks Redis meanwhile, which is acceptable once per deployment.
     async fn index_old_sites(&self) -> Result<(), StoreError> {
-        let indexed: Option<String> = self.read(redis::cmd("GET").arg(key::SITES_INDEXED).clone()).await?;
+        let indexed: Option<String> = self
+            .read(redis::cmd("GET").arg(key::SITES_INDEXED).clone())
+            .await?;
         if indexed.is_some() {
             return Ok(());
         }
-        let keys: Vec<String> = self.read(redis::cmd("KEYS").arg(key::SITE_PATTERN).clone()).await?;
+        let keys: Vec<String> = self
+            .read(redis::cmd("KEYS").arg(key::SITE_PATTERN).clone())
+            .await?;
         let sitekeys: Vec<&str> = keys
             .iter()
             .filter_map(|k| k.strip_prefix(key::SITE_PATTERN.trim_end_matches('*')))
@@ -1336,7 +1340,10 @@ impl Store for RedisStore {
 
     async fn owners(&self) -> Result<Vec<Owner>, StoreError> {
         let raw: Vec<Vec<u8>> = self.read(redis::cmd("HVALS").arg(key::OWNERS).clone()).await?;
-        let mut owners = raw.iter().map(|r| decode::<Owner>(r)).collect::<Result<Vec<_>, _>>()?;
+        let mut owners = raw
+            .iter()
+            .map(|r| decode::<Owner>(r))
+            .collect::<Result<Vec<_>, _>>()?;
         owners.sort_by_key(|o| o.id);
         Ok(owners)
     }
@@ -1365,7 +1372,9 @@ impl Store for RedisStore {
     }
 
     async fn projects(&self) -> Result<Vec<Project>, StoreError> {
-        let last: Option<u64> = self.read(redis::cmd("GET").arg(key::NEXT_PROJECT).clone()).await?;
+        let last: Option<u64> = self
+            .read(redis::cmd("GET").arg(key::NEXT_PROJECT).clone())
+            .await?;
         let keys: Vec<String> = (1..=last.unwrap_or(0))
             .map(|id| key::project(ProjectId(id)))
             .collect();
@@ -1378,7 +1387,11 @@ impl Store for RedisStore {
         // `XX`: only a project that exists is replaced; replacing it with the same record again is harmless.
         let replaced: Option<String> = self
             .write(
-                redis::cmd("SET").arg(key::project(id)).arg(value).arg("XX").clone(),
+                redis::cmd("SET")
+                    .arg(key::project(id))
+                    .arg(value)
+                    .arg("XX")
+                    .clone(),
                 "projects",
             )
             .await?;
@@ -1433,8 +1446,8 @@ impl Store for RedisStore {
                     known_label: image.known_label,
                     content_hash: image.content_hash,
                 };
-                let new_content =
-                    held.is_none() && (meta.content_hash.is_empty() || seen.insert(meta.content_hash.clone()));
+                let new_content = held.is_none()
+                    && (meta.content_hash.is_empty() || seen.insert(meta.content_hash.clone()));
                 if new_content {
                     written.insert(meta.id);
                     bytes.push((meta.id, meta.content_type.clone(), image.bytes));
@@ -1465,9 +1478,8 @@ impl Store for RedisStore {
                     .arg(kind)
                     .arg(member);
             }
-            let outcome: Option<Vec<Vec<u8>>> = idempotent_script(&mut conn, &invocation)
-                .await
-                .map_err(&failed)?;
+            let outcome: Option<Vec<Vec<u8>>> =
+                idempotent_script(&mut conn, &invocation).await.map_err(&failed)?;
             let outcome = outcome.ok_or_else(|| StoreError::Conflict(format!("no project {project}")))?;
             let mut added = Vec::with_capacity(metas.len());
             let mut orphans = Vec::new();
@@ -1551,10 +1563,7 @@ impl Store for RedisStore {
             let raw: Vec<Vec<u8>> = self
                 .run(async move {
                     let mut invocation = script.prepare_invoke();
-                    invocation
-                        .key(key::contributions(project))
-                        .arg(after)
-                        .arg(size);
+                    invocation.key(key::contributions(project)).arg(after).arg(size);
                     idempotent_script(&mut conn, &invocation)
                         .await
                         .map_err(|e| unavailable(&e))
@@ -1594,14 +1603,21 @@ impl Store for RedisStore {
         // names after a crash finds nothing.
         for hash in site.secret_hashes() {
             self.write::<()>(
-                redis::cmd("SET").arg(key::site_secret(hash)).arg(&sitekey).clone(),
+                redis::cmd("SET")
+                    .arg(key::site_secret(hash))
+                    .arg(&sitekey)
+                    .clone(),
                 "sites",
             )
             .await?;
         }
         let replaced: Option<String> = self
             .write(
-                redis::cmd("SET").arg(key::site(&sitekey)).arg(encode(&site)?).arg("XX").clone(),
+                redis::cmd("SET")
+                    .arg(key::site(&sitekey))
+                    .arg(encode(&site)?)
+                    .arg("XX")
+                    .clone(),
                 "sites",
             )
             .await?;
