@@ -598,7 +598,7 @@ async fn projects_are_listed_in_id_order_and_updated(store: &AnyStore) {
     assert!(listed.iter().any(|p| p.name == "roofs"), "{listed:?}");
 
     let mut updated = first.clone();
-    updated.name = "listed 1, renamed".to_owned();
+    "listed 1, renamed".clone_into(&mut updated.name);
     updated.priority = 5;
     updated.archived = true;
     updated.owner = Some(OwnerId(42));
