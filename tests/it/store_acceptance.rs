@@ -293,6 +293,25 @@ async fn images_are_added_once_per_content(store: &AnyStore) {
         store.add_images(ProjectId(987_654), vec![image("x", None)]).await,
         Err(StoreError::Conflict(_))
     ));
+
+    // A new project with one content twice is refused whole.
+    assert!(matches!(
+        store
+            .create_project(
+                new_project("dedup refused"),
+                vec![image("x", None), image("y", None), same_content("x again", "x")],
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        !store
+            .projects()
+            .await
+            .expect("list")
+            .iter()
+            .any(|p| p.name == "dedup refused")
+    );
 }
 
 async fn images_are_paged_in_id_order(store: &AnyStore) {

@@ -800,6 +800,17 @@ impl Store for RedisStore {
         project: NewProject,
         images: Vec<NewImage>,
     ) -> Result<Project, StoreError> {
+        // A new project holds each content once, as `add_images` keeps it: refused before anything is written.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = images
+            .iter()
+            .find(|i| !i.content_hash.is_empty() && !seen.insert(i.content_hash.as_str()))
+        {
+            return Err(StoreError::Conflict(format!(
+                "two images of the new project have the same content as {}",
+                twice.name
+            )));
+        }
         let mut conn = self.durable.clone();
         // An import may hold many images: its bound is the image count, not one call's timeout.
         let handle = self.handle.clone();
@@ -864,12 +875,8 @@ impl Store for RedisStore {
                     zadd.arg(meta.id.0).arg(meta.id.0);
                 }
                 zadd.ignore();
-                // The first image of a content holds it, as `add_images` would have decided.
-                let mut seen = std::collections::HashSet::new();
-                let holders: Vec<_> = metas
-                    .iter()
-                    .filter(|m| !m.content_hash.is_empty() && seen.insert(m.content_hash.as_str()))
-                    .collect();
+                // Each image holds its content (checked distinct above).
+                let holders: Vec<_> = metas.iter().filter(|m| !m.content_hash.is_empty()).collect();
                 if !holders.is_empty() {
                     let hset = tx.cmd("HSET").arg(key::content_hashes(id));
                     for meta in holders {
