@@ -147,6 +147,7 @@ pub async fn acceptance_test_suite(open: impl Fn() -> AnyStore, caps: Capabiliti
     votes_follow_contributions_and_decided_images_leave_serving(&store).await;
     a_resent_contribution_is_stored_once(&store).await;
     images_are_added_once_per_content(&store).await;
+    a_new_project_with_one_content_twice_is_refused(&store).await;
     images_are_paged_in_id_order(&store).await;
     serving_follows_retire_promote_and_reopen(&store).await;
     control_answers_are_counted_per_image(&store).await;
@@ -293,8 +294,9 @@ async fn images_are_added_once_per_content(store: &AnyStore) {
         store.add_images(ProjectId(987_654), vec![image("x", None)]).await,
         Err(StoreError::Conflict(_))
     ));
+}
 
-    // A new project with one content twice is refused whole.
+async fn a_new_project_with_one_content_twice_is_refused(store: &AnyStore) {
     assert!(matches!(
         store
             .create_project(
