@@ -9,11 +9,11 @@ use std::collections::HashSet;
 use futures_util::future::join_all;
 use protocol::{LabelId, SiteKey};
 use server::model::{
-    AddedImage, ApiKeyRecord, ChallengeState, ConsensusSettings, Contribution, ControlStats, ImageId,
-    ImageMeta, LabelDef, NewImage, NewProject, OwnerId, PreviousSecret, ProjectId, Serving, Site, Slot,
-    Texts, TokenState, now,
+    AddedImage, ApiKeyRecord, BatchRun, ChallengeState, ConsensusSettings, Contribution, ControlStats,
+    ImageId, ImageMeta, LabelDef, NewImage, NewProject, OwnerId, PreviousSecret, ProjectId, RecordedRevision,
+    Serving, Site, Slot, Texts, TokenState, now,
 };
-use server::store::{AnyStore, EmbeddedStore, RedisStore, Store, StoreError};
+use server::store::{AnyStore, BATCH_RUNS_KEPT, EmbeddedStore, RedisStore, Store, StoreError};
 
 use crate::redis_support::{RedisCluster, RedisServer};
 
@@ -155,6 +155,7 @@ pub async fn acceptance_test_suite(open: impl Fn() -> AnyStore, caps: Capabiliti
     projects_are_listed_in_id_order_and_updated(&store).await;
     sites_are_listed_and_secrets_rotate(&store).await;
     contributions_are_paged_by_sequence_number(&store).await;
+    batch_runs_are_kept_latest_first_and_trimmed(&store).await;
     if caps.shared_between_instances {
         let other = open();
         instances_share_one_truth(&store, &other).await;
@@ -510,12 +511,22 @@ async fn control_answers_are_counted_per_image(store: &AnyStore) {
     let metas = store.images(project.id).await.expect("list");
     let (c1, c2) = (named(&metas, "c1").id, named(&metas, "c2").id);
     // c2 first, so that the order of the answers does not give the id order.
+    let mut counts = Vec::new();
     for passed in [true, false, true, true] {
-        store
-            .record_control_answer(project.id, c2, passed)
-            .await
-            .expect("record");
+        counts.push(
+            store
+                .record_control_answer(project.id, c2, passed)
+                .await
+                .expect("record"),
+        );
     }
+    // Each answer returns the control's counts with itself included: what demotion decides on.
+    assert_eq!(
+        counts,
+        [(1, 0), (1, 1), (2, 1), (3, 1)]
+            .map(|(passed, failed)| ControlStats { passed, failed })
+            .to_vec()
+    );
     for _ in 0..2 {
         store
             .record_control_answer(project.id, c1, false)
@@ -1442,4 +1453,40 @@ async fn a_three_master_redis_cluster_passes_the_acceptance_suite() {
         .filter(|n| n.count_keys("cobot:*") > 0)
         .count();
     assert!(holding >= 2, "keys on {holding} of 3 masters");
+}
+
+async fn batch_runs_are_kept_latest_first_and_trimmed(store: &AnyStore) {
+    let project = store
+        .create_project(new_project("batch runs"), vec![image("c", Some("flat"))])
+        .await
+        .expect("create");
+    let other = store
+        .create_project(new_project("batch runs other"), vec![image("c", Some("flat"))])
+        .await
+        .expect("create");
+    assert!(store.batch_runs(project.id).await.expect("runs").is_empty());
+    let run = |n: u64| BatchRun {
+        at: n,
+        images: n,
+        votes: 0,
+        model: consensus::CrowdModel::uninformed(&consensus::Policy::new(3)),
+        control_failure_rate: 0.0,
+        revisions: vec![RecordedRevision {
+            image: ImageId(n),
+            before: "open".into(),
+            after: "decided:flat".into(),
+        }],
+    };
+    let kept = u64::try_from(BATCH_RUNS_KEPT).expect("small");
+    for n in 1..=kept + 2 {
+        store.add_batch_run(project.id, run(n)).await.expect("add");
+    }
+    store.add_batch_run(other.id, run(1)).await.expect("add");
+    let runs = store.batch_runs(project.id).await.expect("runs");
+    assert_eq!(runs.len(), BATCH_RUNS_KEPT);
+    // Latest first; the two oldest were dropped.
+    assert_eq!(runs.first().map(|r| r.at), Some(kept + 2));
+    assert_eq!(runs.last().map(|r| r.at), Some(3));
+    assert_eq!(runs[0].revisions, run(kept + 2).revisions);
+    assert_eq!(store.batch_runs(other.id).await.expect("runs").len(), 1);
 }
