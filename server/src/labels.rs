@@ -134,6 +134,14 @@ pub fn after_vote(project: &Project, votes: &[LabelId], learned: Option<&CrowdMo
     }
 }
 
+/// How much an open image needs its next vote (`consensus::online::priority`): higher first; `None` once
+/// it is decided or contested.
+pub fn priority(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> Option<f64> {
+    let (state, policy) = online_state(project, votes, learned);
+    let model = online_model(&policy, learned);
+    online::priority(&state, &policy, &model)
+}
+
 /// A label id as the engine's class, `None` for the abstain label or a label the project does not have.
 pub fn class_of(project: &Project, label: &LabelId) -> Option<Label> {
     class_index(project).0.get(label).copied()

@@ -17,7 +17,7 @@ use consensus::{CrowdModel, Label, Source};
 use protocol::LabelId;
 
 use crate::labels;
-use crate::model::{BatchRun, ImageId, Project, ProjectId, RecordedRevision, Serving, now};
+use crate::model::{BatchRun, ImageId, Project, ProjectId, RecordedRevision, Serving, Slot, now};
 use crate::store::{Store, StoreError};
 
 /// Images and contributions are read in pages of this many.
@@ -36,6 +36,10 @@ pub struct LearnedModels {
     learned: RwLock<HashMap<ProjectId, Arc<Learned>>>,
     /// (passed, failed) answers to each project's controls seen by this process since it started.
     live: std::sync::Mutex<HashMap<ProjectId, (u64, u64)>>,
+    /// Serving priority of the unknowns this process has seen a vote for (see `labels::priority`).
+    /// Unknowns without an entry have no vote here yet and get a fresh image's priority. Another instance's
+    /// votes are not seen: priority is a hint for the order of serving, never a decision.
+    priorities: std::sync::Mutex<HashMap<ImageId, f64>>,
 }
 
 impl LearnedModels {
@@ -52,6 +56,43 @@ impl LearnedModels {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(project, Arc::new(learned));
+    }
+
+    /// Records an unknown's priority after a vote (`None`: decided or contested, no longer needed).
+    pub fn note_priority(&self, image: ImageId, priority: Option<f64>) {
+        let mut priorities = self
+            .priorities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match priority {
+            Some(p) => priorities.insert(image, p),
+            None => priorities.remove(&image),
+        };
+    }
+
+    /// The candidate to serve: the unknown that needs a vote most (the first on ties, and among controls).
+    /// `None` only when there is no candidate.
+    pub fn most_needed(&self, project: &Project, candidates: Vec<Slot>) -> Option<Slot> {
+        let fresh =
+            labels::priority(project, &[], self.get(project.id).as_ref().map(|l| &l.model)).unwrap_or(0.0);
+        let priorities = self
+            .priorities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let score = |slot: &Slot| {
+            if slot.expected.is_some() {
+                return f64::NEG_INFINITY;
+            }
+            priorities.get(&slot.image).copied().unwrap_or(fresh)
+        };
+        let mut best: Option<(f64, Slot)> = None;
+        for slot in candidates {
+            let s = score(&slot);
+            if best.as_ref().is_none_or(|(b, _)| s > *b) {
+                best = Some((s, slot));
+            }
+        }
+        best.map(|(_, slot)| slot)
     }
 
     /// Counts an answer to one of the project's controls and returns the failure rate a control must
@@ -486,6 +527,51 @@ mod tests {
         assert!(models.get(project.id).is_none());
         models.load(&store).await.unwrap();
         assert!(models.get(project.id).is_some());
+    }
+
+    #[test]
+    fn the_unknown_closest_to_a_decision_is_served_first() {
+        let models = LearnedModels::default();
+        let texts = |s: &str| crate::model::Texts {
+            fr: s.to_owned(),
+            en: s.to_owned(),
+        };
+        let project = NewProject {
+            name: "p".into(),
+            question: texts("q"),
+            labels: ["a", "b", "c"]
+                .iter()
+                .map(|l| LabelDef {
+                    id: label(l),
+                    text: texts(l),
+                })
+                .collect(),
+            abstain: None,
+            owner: None,
+            consensus: ConsensusSettings::default(),
+            priority: 1,
+        }
+        .into_project(ProjectId(1));
+        let unknown = |id| Slot {
+            image: ImageId(id),
+            expected: None,
+        };
+        // Image 2 has two agreeing votes: one more may decide it. Image 1 is fresh.
+        models.note_priority(
+            ImageId(2),
+            labels::priority(&project, &[label("a"), label("a")], None),
+        );
+        assert_eq!(
+            models.most_needed(&project, vec![unknown(1), unknown(2)]),
+            Some(unknown(2))
+        );
+        // Decided: forgotten, back to a fresh image's priority, so the first candidate wins the tie.
+        models.note_priority(ImageId(2), None);
+        assert_eq!(
+            models.most_needed(&project, vec![unknown(2), unknown(1)]),
+            Some(unknown(2))
+        );
+        assert_eq!(models.most_needed(&project, Vec::new()), None);
     }
 
     #[test]

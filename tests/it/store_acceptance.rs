@@ -13,7 +13,7 @@ use server::model::{
     ImageId, ImageMeta, LabelDef, NewImage, NewProject, OwnerId, PreviousSecret, ProjectId, RecordedRevision,
     Serving, Site, Slot, Texts, TokenState, now,
 };
-use server::store::{AnyStore, BATCH_RUNS_KEPT, EmbeddedStore, RedisStore, Store, StoreError};
+use server::store::{AnyStore, BATCH_RUNS_KEPT, EmbeddedStore, Picked, RedisStore, Store, StoreError};
 
 use crate::redis_support::{RedisCluster, RedisServer};
 
@@ -474,7 +474,14 @@ async fn serving_follows_retire_promote_and_reopen(store: &AnyStore) {
         ]
     );
     // No control is left: the serving sets the challenges use say the same.
-    assert_eq!(store.pick_slots(project.id).await.expect("pick"), None);
+    assert_eq!(
+        store
+            .pick_slots(project.id, 1)
+            .await
+            .expect("pick")
+            .map(Picked::into_pair),
+        None
+    );
     store
         .promote_control(project.id, c, label("north_south"))
         .await
@@ -484,9 +491,10 @@ async fn serving_follows_retire_promote_and_reopen(store: &AnyStore) {
         .await
         .expect("promote");
     let [control, _] = store
-        .pick_slots(project.id)
+        .pick_slots(project.id, 1)
         .await
         .expect("pick")
+        .map(Picked::into_pair)
         .expect("a challenge");
     assert!(
         [(c, label("north_south")), (u1, label("flat"))]
@@ -949,9 +957,10 @@ async fn votes_follow_contributions_and_decided_images_leave_serving(store: &Any
     let mut controls = HashSet::new();
     for _ in 0..60 {
         let [control, other] = store
-            .pick_slots(project.id)
+            .pick_slots(project.id, 1)
             .await
             .expect("pick")
+            .map(Picked::into_pair)
             .expect("a challenge");
         controls.insert((control.image, control.expected.clone().expect("a control label")));
         assert_eq!(
@@ -1038,9 +1047,10 @@ async fn challenges_pick_a_control_and_an_unknown(store: &AnyStore) {
     let mut seen_unknowns = HashSet::new();
     for _ in 0..60 {
         let [control, other] = store
-            .pick_slots(project.id)
+            .pick_slots(project.id, 1)
             .await
             .expect("pick")
+            .map(Picked::into_pair)
             .expect("the project can make a challenge");
         let expected = control.expected.as_ref().expect("the first slot is a control");
         assert!(
@@ -1070,9 +1080,10 @@ async fn challenges_pick_a_control_and_an_unknown(store: &AnyStore) {
     let abstain = store.images(gold_only.id).await.expect("list")[2].id;
     for _ in 0..20 {
         let [a, b] = store
-            .pick_slots(gold_only.id)
+            .pick_slots(gold_only.id, 1)
             .await
             .expect("pick")
+            .map(Picked::into_pair)
             .expect("two controls");
         assert!(a.expected.is_some() && b.expected.is_some());
         assert_ne!(a.image, b.image);
@@ -1084,7 +1095,14 @@ async fn challenges_pick_a_control_and_an_unknown(store: &AnyStore) {
         .create_project(new_project("lonely"), vec![image("c1", Some("flat"))])
         .await
         .expect("create");
-    assert_eq!(store.pick_slots(lonely.id).await.expect("pick"), None);
+    assert_eq!(
+        store
+            .pick_slots(lonely.id, 1)
+            .await
+            .expect("pick")
+            .map(Picked::into_pair),
+        None
+    );
     let no_control = store
         .create_project(
             new_project("no control"),
@@ -1092,8 +1110,15 @@ async fn challenges_pick_a_control_and_an_unknown(store: &AnyStore) {
         )
         .await
         .expect("create");
-    assert_eq!(store.pick_slots(no_control.id).await.expect("pick"), None);
-    assert_eq!(store.pick_slots(ProjectId(987_654)).await.expect("pick"), None);
+    assert_eq!(
+        store
+            .pick_slots(no_control.id, 1)
+            .await
+            .expect("pick")
+            .map(Picked::into_pair),
+        None
+    );
+    assert_eq!(store.pick_slots(ProjectId(987_654), 1).await.expect("pick"), None);
 }
 
 async fn sites_are_found_by_key_and_by_secret_hash(store: &AnyStore) {
@@ -1242,7 +1267,14 @@ async fn instances_share_one_truth(first: &AnyStore, second: &AnyStore) {
         second.project(project.id).await.expect("read"),
         Some(project.clone())
     );
-    assert!(second.pick_slots(project.id).await.expect("pick").is_some());
+    assert!(
+        second
+            .pick_slots(project.id, 1)
+            .await
+            .expect("pick")
+            .map(Picked::into_pair)
+            .is_some()
+    );
     let shared_site = site(&[project.id]);
     first.create_site(shared_site.clone()).await.expect("create site");
     assert_eq!(

@@ -34,6 +34,11 @@ use crate::startup::AppState;
 use crate::store::{Store, StoreError};
 use crate::token::{Check, Claims, random_id};
 
+/// Unknowns sampled per challenge, of which the one closest to a decision is served ("power of two
+/// choices"): labels are decided with fewer images in flight than with a uniform pick, and fresh images
+/// still flow, since most samples hold a fresh one.
+const UNKNOWN_CANDIDATES: usize = 2;
+
 /// Challenge and answer bodies are tiny; anything larger is not a widget talking.
 const BODY_LIMIT: usize = 4 * 1024;
 
@@ -180,19 +185,22 @@ pub async fn create(
     let mut picked = None;
     for project in projects {
         // Never an empty list: a challenge without slots is the accessible path's, answered by a nonce.
-        if let Some(slots) = state.store.pick_slots(project).await?
-            && !slots.is_empty()
-        {
-            picked = Some((project, slots));
+        if let Some(picked_slots) = state.store.pick_slots(project, UNKNOWN_CANDIDATES).await? {
+            picked = Some((project, picked_slots));
             break;
         }
     }
-    let (project_id, mut slots) = picked.ok_or(ChallengeError::NothingToServe)?;
+    let (project_id, picked) = picked.ok_or(ChallengeError::NothingToServe)?;
     let project = state
         .store
         .project(project_id)
         .await?
         .ok_or(ChallengeError::NothingToServe)?;
+    let second = state
+        .learned
+        .most_needed(&project, picked.seconds)
+        .ok_or(ChallengeError::NothingToServe)?;
+    let mut slots = [picked.control, second];
     // The control's position must not be guessable.
     slots.shuffle(&mut rand::rng());
 
@@ -394,7 +402,11 @@ async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
     let outcome = async {
         let votes = state.store.image_votes(project.id, image).await?;
         let learned = state.learned.get(project.id);
-        match labels::after_vote(project, &votes, learned.as_ref().map(|l| &l.model)) {
+        let model = learned.as_ref().map(|l| &l.model);
+        state
+            .learned
+            .note_priority(image, labels::priority(project, &votes, model));
+        match labels::after_vote(project, &votes, model) {
             ServingChange::Keep => Ok(()),
             ServingChange::Retire => state.store.retire_unknown(project.id, image).await,
             ServingChange::Promote(label) => state.store.promote_control(project.id, image, label).await,

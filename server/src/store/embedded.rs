@@ -12,7 +12,7 @@ use rand::seq::IndexedRandom;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::ephemeral::ExpiringMap;
-use super::{BATCH_RUNS_KEPT, IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
+use super::{BATCH_RUNS_KEPT, IDEMPOTENCY_SECS, ImageData, Picked, Store, StoreError, StoredContribution};
 use crate::model::{
     AddedImage, ApiKeyRecord, BatchRun, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta,
     NewImage, NewProject, Owner, OwnerId, Project, ProjectId, Serving, Site, Slot, TokenState, now,
@@ -432,7 +432,7 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError> {
+    async fn pick_slots(&self, project: ProjectId, unknowns: usize) -> Result<Option<Picked>, StoreError> {
         let serving = self
             .serving
             .read()
@@ -448,14 +448,16 @@ impl Store for EmbeddedStore {
             image: *control,
             expected: Some(label.clone()),
         };
-        if let Some(unknown) = index.unknowns.choose(&mut rng) {
-            return Ok(Some([
-                control,
-                Slot {
-                    image: *unknown,
-                    expected: None,
-                },
-            ]));
+        let seconds: Vec<Slot> = index
+            .unknowns
+            .choose_multiple(&mut rng, unknowns.max(1))
+            .map(|id| Slot {
+                image: *id,
+                expected: None,
+            })
+            .collect();
+        if !seconds.is_empty() {
+            return Ok(Some(Picked { control, seconds }));
         }
         // No unknown left: a second control keeps the check working, and harvests nothing.
         let others: Vec<_> = index
@@ -463,14 +465,12 @@ impl Store for EmbeddedStore {
             .iter()
             .filter(|(id, _)| *id != control.image)
             .collect();
-        Ok(others.choose(&mut rng).map(|(id, label)| {
-            [
-                control,
-                Slot {
-                    image: *id,
-                    expected: Some(label.clone()),
-                },
-            ]
+        Ok(others.choose(&mut rng).map(|(id, label)| Picked {
+            control,
+            seconds: vec![Slot {
+                image: *id,
+                expected: Some(label.clone()),
+            }],
         }))
     }
 

@@ -39,6 +39,22 @@ pub const IDEMPOTENCY_SECS: u64 = 3600;
 /// Batch runs kept per project: enough to audit weeks of revisions at the default interval.
 pub const BATCH_RUNS_KEPT: usize = 100;
 
+/// What [`Store::pick_slots`] found: a control and the candidates for the second image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picked {
+    pub control: Slot,
+    /// At least one: distinct unknowns, or one other control when no unknown is left.
+    pub seconds: Vec<Slot>,
+}
+
+impl Picked {
+    /// The control and the first candidate.
+    pub fn into_pair(self) -> [Slot; 2] {
+        let second = self.seconds.into_iter().next();
+        [self.control.clone(), second.unwrap_or(self.control)]
+    }
+}
+
 /// The bytes of an image, as served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageData {
@@ -62,9 +78,10 @@ pub trait Store: Send + Sync + 'static {
     async fn project(&self, id: ProjectId) -> Result<Option<Project>, StoreError>;
     async fn images(&self, project: ProjectId) -> Result<Vec<ImageMeta>, StoreError>;
     async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError>;
-    /// Picks a control (served as a control now, see [`Serving`]) and a second image: an unknown when the project still has
-    /// one, else another control. `None` when the project cannot make a challenge.
-    async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError>;
+    /// Picks a control (served as a control now, see [`Serving`]) and candidates for the second image: up
+    /// to `unknowns` distinct unknowns when the project still has some (the caller serves the one that
+    /// needs a vote most), else one other control. `None` when the project cannot make a challenge.
+    async fn pick_slots(&self, project: ProjectId, unknowns: usize) -> Result<Option<Picked>, StoreError>;
 
     // Sites: durable.
     async fn create_site(&self, site: Site) -> Result<(), StoreError>;
@@ -204,8 +221,8 @@ impl Store for AnyStore {
     async fn image_data(&self, id: ImageId) -> Result<Option<ImageData>, StoreError> {
         dispatch!(self, s => s.image_data(id).await)
     }
-    async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError> {
-        dispatch!(self, s => s.pick_slots(project).await)
+    async fn pick_slots(&self, project: ProjectId, unknowns: usize) -> Result<Option<Picked>, StoreError> {
+        dispatch!(self, s => s.pick_slots(project, unknowns).await)
     }
     async fn create_site(&self, site: Site) -> Result<(), StoreError> {
         dispatch!(self, s => s.create_site(site).await)

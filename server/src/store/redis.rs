@@ -27,7 +27,7 @@ use redis::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
+use super::{IDEMPOTENCY_SECS, ImageData, Picked, Store, StoreError, StoredContribution};
 use crate::model::{
     AddedImage, ApiKeyRecord, BatchRun, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta,
     NewImage, NewProject, Owner, OwnerId, Project, ProjectId, Serving, Site, Slot, TokenState, UnixTime, now,
@@ -954,7 +954,7 @@ impl Store for RedisStore {
         Ok(data)
     }
 
-    async fn pick_slots(&self, project: ProjectId) -> Result<Option<[Slot; 2]>, StoreError> {
+    async fn pick_slots(&self, project: ProjectId, unknowns: usize) -> Result<Option<Picked>, StoreError> {
         let mut conn = self.durable.clone();
         // Random members straight from the serving sets: no scan, one round trip, one slot.
         let (controls, unknowns): (Vec<String>, Vec<String>) = self
@@ -965,7 +965,7 @@ impl Store for RedisStore {
                     .arg(2)
                     .cmd("SRANDMEMBER")
                     .arg(key::unknowns(project))
-                    .arg(1)
+                    .arg(unknowns.max(1))
                     .clone();
                 idempotent_pipe(&mut conn, &picks)
                     .await
@@ -981,13 +981,22 @@ impl Store for RedisStore {
             return Ok(None);
         };
         let control = parse_control(control)?;
-        if let Some(unknown) = unknowns.first() {
-            return Ok(Some([control, parse_unknown(unknown)?]));
+        if !unknowns.is_empty() {
+            let seconds = unknowns
+                .iter()
+                .map(|u| parse_unknown(u))
+                .collect::<Result<_, _>>()?;
+            return Ok(Some(Picked { control, seconds }));
         }
         // No unknown left: a second control keeps the check working, and harvests nothing.
         controls
             .get(1)
-            .map(|other| Ok([control, parse_control(other)?]))
+            .map(|other| {
+                Ok(Picked {
+                    control,
+                    seconds: vec![parse_control(other)?],
+                })
+            })
             .transpose()
     }
 
