@@ -7,6 +7,7 @@
 //!                                      # (the platform's labels: buildings_labels.csv beside FILE)
 //! consensus-bench --all DATA           # every set under DATA/truth-inference and the replay of
 //!                                      # DATA/opensolarmap, as the Markdown of BENCHMARKS.md
+//! consensus-bench --serving            # which unknown to serve next: uniform vs priority (simulated)
 //! ```
 //!
 //! Every method runs with the crate's defaults: nothing here is tuned to a data set. Times are wall-clock
@@ -43,6 +44,9 @@ const UNRELIABLE_SHOWN: usize = 15;
 /// periodically.
 const REPLAY_BATCH_EVERY: usize = 10_000;
 
+#[path = "consensus-bench/serving.rs"]
+mod serving;
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     for (flag, cell) in [
@@ -66,6 +70,7 @@ fn main() {
             replay_file(Path::new(file)).map(|r| r.json_line())
         }
         ["--all", dir] => all(Path::new(dir)),
+        ["--serving"] => Ok(serving::markdown()),
         [dir] if !dir.starts_with('-') => truth_set(Path::new(dir)).map(|set| set.markdown(None)),
         _ => Err(USAGE.to_owned()),
     };
@@ -78,7 +83,8 @@ fn main() {
     }
 }
 
-const USAGE: &str = "usage: consensus-bench [--json] DIR | --opensolarmap [--json] FILE | --all DATA_DIR";
+const USAGE: &str =
+    "usage: consensus-bench [--json] DIR | --opensolarmap [--json] FILE | --all DATA_DIR | --serving";
 
 #[allow(clippy::print_stdout)] // printing the results is what this binary is for
 fn emit(text: &str) {
