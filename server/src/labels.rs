@@ -106,6 +106,37 @@ pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
     }
 }
 
+/// Where the online rule leaves an image after its votes (what `after_vote` acts on), for the owner's view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Online {
+    Open,
+    /// Decided, with the label's posterior probability.
+    Decided { label: LabelId, posterior: f64 },
+    Contested,
+}
+
+/// Replays an image's votes (in acknowledgement order) through the online rule, as `after_vote` does.
+pub fn online(project: &Project, votes: &[LabelId]) -> Online {
+    let (index, classes) = class_index(project);
+    let policy = policy(project);
+    let model = CrowdModel::uninformed(&policy);
+    let mut state = ImageState::default();
+    for vote in votes {
+        let answer = index.get(vote).map_or(Answer::Abstain, |l| Answer::Label(*l));
+        online::record_vote(&mut state, Source::Anonymous, answer, &policy, &model);
+    }
+    match state.decision() {
+        Decision::Open => Online::Open,
+        Decision::Decided { label, confidence } => classes
+            .get(usize::from(label.0))
+            .map_or(Online::Contested, |id| Online::Decided {
+                label: (*id).clone(),
+                posterior: confidence,
+            }),
+        Decision::Contested => Online::Contested,
+    }
+}
+
 /// Runs the default batch method (Dawid–Skene, gold clamped) over every contribution of a project and
 /// applies the project's decision policy. `images` must be the project's images.
 pub fn estimate(

@@ -18,6 +18,7 @@ use protocol::{
     AnswerResponse, ChallengeImage, ChallengeRequest, LabelChoice, LabelId, Lang, PowChallenge, PowNonce,
     SiteKey,
 };
+use rand::Rng as _;
 use rand::seq::SliceRandom;
 use serde::Deserialize;
 
@@ -161,25 +162,34 @@ pub async fn create(
 ) -> Result<HttpResponse, ChallengeError> {
     let (request, site, hostname) = requesting_site(&req, payload, &state).await?;
 
-    // Try the site's projects in random order until one can make a challenge.
-    let mut projects = site.projects.clone();
-    projects.shuffle(&mut rand::rng());
+    // Try the site's projects that are not archived, in an order drawn by their priorities (a weighted
+    // shuffle: each comes first in proportion to its priority), until one can make a challenge.
+    let mut projects = Vec::with_capacity(site.projects.len());
+    for id in &site.projects {
+        if let Some(project) = state.store.project(*id).await?
+            && !project.archived
+        {
+            projects.push(project);
+        }
+    }
+    let mut rng = rand::rng();
+    let mut keyed: Vec<(f64, Project)> = projects
+        .into_iter()
+        .map(|p| (rng.random::<f64>().powf(1.0 / f64::from(p.priority.max(1))), p))
+        .collect();
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut picked = None;
-    for project in projects {
+    for (_, project) in keyed {
         // Never an empty list: a challenge without slots is the accessible path's, answered by a nonce.
-        if let Some(slots) = state.store.pick_slots(project).await?
+        if let Some(slots) = state.store.pick_slots(project.id).await?
             && !slots.is_empty()
         {
             picked = Some((project, slots));
             break;
         }
     }
-    let (project_id, mut slots) = picked.ok_or(ChallengeError::NothingToServe)?;
-    let project = state
-        .store
-        .project(project_id)
-        .await?
-        .ok_or(ChallengeError::NothingToServe)?;
+    let (project, mut slots) = picked.ok_or(ChallengeError::NothingToServe)?;
+    let project_id = project.id;
     // The control's position must not be guessable.
     slots.shuffle(&mut rand::rng());
 
