@@ -38,8 +38,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Create an API key for an owner (created if there is none by that name); prints
-    /// {"api_key": ..., "owner": ...} once (the key is stored hashed).
+    /// Create an API key for an owner (created if there is none by that name); prints the key once, as
+    /// JSON with the owner's name (the key is stored hashed).
     Create {
         #[arg(long)]
         owner: String,

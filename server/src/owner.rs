@@ -6,7 +6,7 @@
 //! anything. The folder import (`cobot-server project import`, which also seeds the demo) is a caller like
 //! the API: it validates the folder, then goes through [`create_project`] and [`store_images`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -185,7 +185,7 @@ pub async fn update_project(
 ) -> Result<Project, DomainError> {
     if let Some(name) = patch.name {
         check_text("name", &name, MAX_NAME)?;
-        project.name = name.trim().to_owned();
+        name.trim().clone_into(&mut project.name);
     }
     if let Some(question) = patch.question {
         check_texts("the question", &question)?;
@@ -290,7 +290,7 @@ fn rejected(file: &str, error: &str, message: impl Into<String>) -> RejectedFile
 pub fn prepare_images(
     labels: &[LabelDef],
     files: Vec<UploadFile>,
-    mut known: HashMap<String, String>,
+    mut known: BTreeMap<String, String>,
     limits: &intake::Limits,
 ) -> Prepared {
     let mut prepared = Prepared::default();
@@ -341,9 +341,7 @@ pub fn prepare_images(
                 .push(rejected(&name, rejection.code(), rejection.to_string())),
         }
     }
-    let mut leftover: Vec<String> = known.into_keys().collect();
-    leftover.sort();
-    for name in leftover {
+    for name in known.into_keys() {
         prepared.rejected.push(rejected(
             &name,
             "no-such-file",
@@ -394,7 +392,7 @@ pub async fn add_images(
     store: &impl Store,
     project: &Project,
     files: Vec<UploadFile>,
-    known: HashMap<String, String>,
+    known: BTreeMap<String, String>,
     limits: &intake::Limits,
 ) -> Result<UploadReport, DomainError> {
     let prepared = prepare_images(&project.labels, files, known, limits);
@@ -681,7 +679,7 @@ fn parse_project_file(dir: &Path, owner: Option<OwnerId>) -> anyhow::Result<NewP
     validate_project(spec, owner).context("project.toml")
 }
 
-fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<HashMap<String, String>> {
+fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<BTreeMap<String, String>> {
     let path = dir.join("labels.csv");
     let mut reader =
         csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -691,7 +689,7 @@ fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<HashMap<
         "{}: the header must be `file,label`",
         path.display()
     );
-    let mut known = HashMap::new();
+    let mut known = BTreeMap::new();
     for (line, record) in reader.records().enumerate() {
         let record = record.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
         let (file, label) = (record[0].trim().to_owned(), record[1].trim());

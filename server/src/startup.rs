@@ -35,7 +35,7 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<AnyStore> {
     Ok(AnyStore::Embedded(store))
 }
 
-/// The owner API's OpenAPI document, as served at `/api/v1/openapi.json`.
+/// The owner API's `OpenAPI` document, as served at `/api/v1/openapi.json`.
 pub struct OpenApiDocument(pub String);
 
 async fn openapi_json(doc: web::Data<OpenApiDocument>) -> HttpResponse {
@@ -105,7 +105,7 @@ impl Application {
 }
 
 /// The whole HTTP surface but the owner API, which `routes::owner::configure` registers (before these) so
-/// that its OpenAPI document is collected from it.
+/// that its `OpenAPI` document is collected from it.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // The widget API is called from the integrators' pages, on other origins. Which origins may use a site
     // is checked in the handlers against the site's host names; CORS only lets the browser read the replies.

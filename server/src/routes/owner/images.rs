@@ -5,7 +5,7 @@
 //! answered 400/413. Otherwise each file stands alone: the good ones are stored, duplicates and refused ones
 //! are reported by file name, and the reply is 200 with the report.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use actix_multipart::Multipart;
 use actix_web::error::PayloadError;
@@ -96,7 +96,7 @@ async fn read_upload(
     req: &HttpRequest,
     payload: web::Payload,
     limits: &intake::Limits,
-) -> Result<(Vec<UploadFile>, HashMap<String, String>), OwnerError> {
+) -> Result<(Vec<UploadFile>, BTreeMap<String, String>), OwnerError> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -117,7 +117,7 @@ async fn read_upload(
     });
     let mut multipart = Multipart::new(req.headers(), limited);
     let mut files: Vec<UploadFile> = Vec::new();
-    let mut known: Option<HashMap<String, String>> = None;
+    let mut known: Option<BTreeMap<String, String>> = None;
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(multipart_error)?;
         let name = field.name().unwrap_or_default().to_owned();
@@ -148,7 +148,7 @@ async fn read_upload(
                     .await
                     .map_err(|_| malformed(format!("the `labels` part is over {MAX_LABELS_PART} bytes")))?
                     .map_err(multipart_error)?;
-                let map: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
+                let map: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
                     malformed(format!(
                         "the `labels` part must be a JSON object {{\"<file name>\": \"<label id>\"}}: {e}"
                     ))

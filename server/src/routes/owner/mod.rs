@@ -27,7 +27,7 @@ use protocol::SiteKey;
 /// Largest JSON body of the owner API (projects, sites, keys): far above any real one.
 pub const JSON_LIMIT: usize = 64 * 1024;
 
-/// Registers every owner route. Only `service(...)` calls: utoipa-actix-web collects the OpenAPI paths from
+/// Registers every owner route. Only `service(...)` calls: utoipa-actix-web collects the `OpenAPI` paths from
 /// them, so the document lists exactly the routes registered here.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(projects::create)
@@ -43,7 +43,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(keys::create);
 }
 
-/// The OpenAPI document of the owner API, from what [`configure`] registers (built once at startup).
+/// The `OpenAPI` document of the owner API, from what [`configure`] registers (built once at startup).
 pub fn openapi() -> OpenApi {
     use utoipa_actix_web::AppExt as _;
     let (_, mut api) = actix_web::App::new()
