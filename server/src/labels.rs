@@ -111,7 +111,10 @@ pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
 pub enum Online {
     Open,
     /// Decided, with the label's posterior probability.
-    Decided { label: LabelId, posterior: f64 },
+    Decided {
+        label: LabelId,
+        posterior: f64,
+    },
     Contested,
 }
 
@@ -127,12 +130,14 @@ pub fn online(project: &Project, votes: &[LabelId]) -> Online {
     }
     match state.decision() {
         Decision::Open => Online::Open,
-        Decision::Decided { label, confidence } => classes
-            .get(usize::from(label.0))
-            .map_or(Online::Contested, |id| Online::Decided {
-                label: (*id).clone(),
-                posterior: confidence,
-            }),
+        Decision::Decided { label, confidence } => {
+            classes
+                .get(usize::from(label.0))
+                .map_or(Online::Contested, |id| Online::Decided {
+                    label: (*id).clone(),
+                    posterior: confidence,
+                })
+        }
         Decision::Contested => Online::Contested,
     }
 }

@@ -126,8 +126,16 @@ fn check_labels(labels: &[wire::LabelSpec]) -> Result<(), DomainError> {
         check(seen.insert(&label.id), || {
             format!("label `{}` is listed twice", label.id)
         })?;
-        check_text(&format!("the text of label `{}` (fr)", label.id), &label.fr, MAX_TEXT)?;
-        check_text(&format!("the text of label `{}` (en)", label.id), &label.en, MAX_TEXT)?;
+        check_text(
+            &format!("the text of label `{}` (fr)", label.id),
+            &label.fr,
+            MAX_TEXT,
+        )?;
+        check_text(
+            &format!("the text of label `{}` (en)", label.id),
+            &label.en,
+            MAX_TEXT,
+        )?;
     }
     Ok(())
 }
@@ -197,7 +205,10 @@ pub async fn update_project(
     if let Some(labels) = patch.labels {
         check_labels(&labels)?;
         let same_ids = labels.len() == project.labels.len()
-            && labels.iter().zip(&project.labels).all(|(new, old)| new.id == old.id);
+            && labels
+                .iter()
+                .zip(&project.labels)
+                .all(|(new, old)| new.id == old.id);
         check(same_ids, || {
             let ids: Vec<&str> = project.labels.iter().map(|l| l.id.as_str()).collect();
             format!(
@@ -336,9 +347,11 @@ pub fn prepare_images(
                 known_label,
                 content_hash: accepted.content_hash,
             }),
-            Err(rejection) => prepared
-                .rejected
-                .push(rejected(&name, rejection.code(), rejection.to_string())),
+            Err(rejection) => {
+                prepared
+                    .rejected
+                    .push(rejected(&name, rejection.code(), rejection.to_string()));
+            }
         }
     }
     for name in known.into_keys() {
@@ -647,9 +660,10 @@ pub async fn ensure_owner(store: &impl Store, name: &str) -> Result<Owner, Domai
 /// Makes an API key for `owner`: `cobot_` and 32 random bytes in base64url. Returned this once; the store
 /// keeps its hash.
 pub async fn create_api_key(store: &impl Store, owner: OwnerId, name: &str) -> Result<String, DomainError> {
-    check(name.chars().count() <= MAX_NAME && !name.chars().any(char::is_control), || {
-        format!("a key name has at most {MAX_NAME} characters and no control character")
-    })?;
+    check(
+        name.chars().count() <= MAX_NAME && !name.chars().any(char::is_control),
+        || format!("a key name has at most {MAX_NAME} characters and no control character"),
+    )?;
     let bytes: [u8; 32] = random_bytes()?;
     let key = format!("{API_KEY_PREFIX}{}", B64.encode(bytes));
     store

@@ -5,6 +5,7 @@ mod browser;
 mod challenge;
 mod durability;
 mod helpers;
+mod owner_api;
 mod owner_cli;
 mod pow;
 mod redis_faults;

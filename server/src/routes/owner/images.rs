@@ -233,8 +233,8 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OwnerError> {
     let project = owned_project(&state, caller, id.into_inner()).await?;
-    let query: ImagesQuery = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| malformed(format!("bad query: {e}")))?;
+    let query: ImagesQuery =
+        serde_urlencoded::from_str(req.query_string()).map_err(|e| malformed(format!("bad query: {e}")))?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=owner::MAX_PAGE).contains(&limit) {
         return Err(malformed(format!(

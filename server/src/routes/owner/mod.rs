@@ -59,10 +59,12 @@ pub fn openapi() -> OpenApi {
     );
     api.info.license = None;
     api.info.contact = None;
-    api.components.get_or_insert_with(Default::default).add_security_scheme(
-        "api_key",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-    );
+    api.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     api
 }
 
