@@ -1278,3 +1278,62 @@ async fn the_openapi_document_lists_exactly_the_owner_routes_served() {
         assert_api_error(resp, 404, "not-found").await;
     }
 }
+
+#[tokio::test]
+async fn a_site_serves_its_projects_by_priority_and_never_an_archived_one() {
+    let o = spawn().await;
+    let mut projects = Vec::new();
+    for (name, seed) in [("Toits A", 100), ("Toits B", 200)] {
+        let mut body = roof_project(name);
+        body["question"]["fr"] = json!(format!("{name}\u{a0}?"));
+        let project = o.create_project(&o.alice, &body).await;
+        let form = Form::new()
+            .image("gold-1.png", &tile(RoofClass::Flat, seed))
+            .image("gold-2.png", &tile(RoofClass::Flat, seed + 1))
+            .image("unknown.png", &tile(RoofClass::EastWest, seed + 2))
+            .labels(&json!({"gold-1.png": CONTROL_LABEL, "gold-2.png": CONTROL_LABEL}));
+        let report = o.upload_ok(&o.alice, project, form).await;
+        assert_eq!(report["stored"].as_array().unwrap().len(), 3, "{report}");
+        projects.push(project);
+    }
+    let (a, b) = (projects[0], projects[1]);
+    o.ok(
+        Method::PATCH,
+        &format!("/api/v1/projects/{b}"),
+        &o.alice,
+        Some(&json!({"priority": 9})),
+    )
+    .await;
+    let site = o
+        .ok(
+            Method::POST,
+            "/api/v1/sites",
+            &o.alice,
+            Some(&json!({"hostnames": [crate::helpers::HOSTNAME], "projects": [a, b]})),
+        )
+        .await;
+    let sitekey = site["sitekey"].as_str().unwrap();
+    let question = |challenge: Value| challenge["question"].as_str().unwrap().to_owned();
+    let mut from_b = 0;
+    for _ in 0..40 {
+        let resp = challenge_for(&o, sitekey).await;
+        assert_eq!(resp.status(), 200);
+        if question(resp.json().await.unwrap()) == "Toits B\u{a0}?" {
+            from_b += 1;
+        }
+    }
+    // Nine chances in ten for B: fewer than 25 of 40 would happen about once in a billion runs (and
+    // about once in 25 with equal priorities).
+    assert!(
+        from_b >= 25,
+        "only {from_b} of 40 challenges from the priority-9 project"
+    );
+
+    o.ok(Method::DELETE, &format!("/api/v1/projects/{b}"), &o.alice, None)
+        .await;
+    for _ in 0..10 {
+        let resp = challenge_for(&o, sitekey).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(question(resp.json().await.unwrap()), "Toits A\u{a0}?");
+    }
+}
