@@ -13,6 +13,8 @@ use std::path::Path;
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use consensus::CrowdModel;
+use consensus::online::Decision;
 use protocol::owner::{
     self as wire, DuplicateImage, ImageStatus, ImageView, ProjectView, RejectedFile, SiteView, UploadReport,
     UploadedImage,
@@ -21,7 +23,7 @@ use protocol::{LabelId, SiteKey, SiteSecret};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::intake;
-use crate::labels::{self, Online};
+use crate::labels;
 use crate::model::{
     AddedImage, ApiKeyRecord, ConsensusSettings, ImageId, ImageMeta, LabelDef, NewImage, NewProject, Owner,
     OwnerId, PreviousSecret, Project, ProjectId, Serving, Site, Texts, now, rfc3339,
@@ -412,19 +414,28 @@ pub async fn add_images(
     store_images(store, project.id, prepared).await
 }
 
-/// The status of each image, where the online rule leaves it.
-fn image_view(project: &Project, meta: ImageMeta, serving: Serving, votes: &[LabelId]) -> ImageView {
-    let online = || labels::online(project, votes);
+/// An image as the owner sees it: how it is served, and for retired ones where the online rule (with the
+/// project's `learned` model, as serving uses it) leaves its votes.
+fn image_view(
+    project: &Project,
+    meta: ImageMeta,
+    serving: Serving,
+    votes: &[LabelId],
+    learned: Option<&CrowdModel>,
+) -> ImageView {
+    let decided = || match labels::online_decision(project, votes, learned) {
+        Decision::Decided { label, confidence } => {
+            labels::label_of(project, label).map(|label| (label, confidence))
+        }
+        Decision::Open | Decision::Contested => None,
+    };
     let (status, label, confidence) = match serving {
         Serving::Unknown => (ImageStatus::Open, None, None),
         Serving::Control(label) => {
             let confidence = if meta.known_label.is_some() {
                 Some(1.0)
             } else {
-                match online() {
-                    Online::Decided { posterior, .. } => Some(posterior),
-                    _ => None,
-                }
+                decided().map(|(_, confidence)| confidence)
             };
             (ImageStatus::Control, Some(label), confidence)
         }
@@ -432,10 +443,10 @@ fn image_view(project: &Project, meta: ImageMeta, serving: Serving, votes: &[Lab
         Serving::Retired if meta.known_label.is_some() => {
             (ImageStatus::Decided, meta.known_label.clone(), Some(1.0))
         }
-        Serving::Retired => match online() {
-            Online::Decided { label, posterior } => (ImageStatus::Decided, Some(label), Some(posterior)),
-            // Retired without a decision: the rule set it aside (or a decision's votes were lost).
-            Online::Contested | Online::Open => (ImageStatus::Contested, None, None),
+        // Retired without a decision: the rule set it aside.
+        Serving::Retired => match decided() {
+            Some((label, confidence)) => (ImageStatus::Decided, Some(label), Some(confidence)),
+            None => (ImageStatus::Contested, None, None),
         },
     };
     ImageView {
@@ -453,10 +464,12 @@ fn image_view(project: &Project, meta: ImageMeta, serving: Serving, votes: &[Lab
 pub const MAX_PAGE: usize = 1000;
 
 /// One page of a project's images in id order, those with an id above `after`, at most `limit`, only those
-/// with `status` when given (then the scan goes on until the page is full or the images end).
+/// with `status` when given (then the scan goes on until the page is full or the images end). `learned` is
+/// the crowd model of the project's last batch run, if any.
 pub async fn list_images(
     store: &impl Store,
     project: &Project,
+    learned: Option<&CrowdModel>,
     status: Option<ImageStatus>,
     after: Option<u64>,
     limit: usize,
@@ -476,7 +489,7 @@ pub async fn list_images(
             } else {
                 store.image_votes(project.id, meta.id).await?
             };
-            let view = image_view(project, meta, serving, &votes);
+            let view = image_view(project, meta, serving, &votes, learned);
             if status.is_none_or(|s| s == view.status) {
                 images.push(view);
                 if images.len() == limit {

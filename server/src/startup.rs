@@ -22,6 +22,8 @@ pub struct AppState {
     pub key: TokenKey,
     pub settings: Settings,
     pub widget_dir: PathBuf,
+    /// What the last batch consensus run learned, per project.
+    pub learned: crate::reestimate::LearnedModels,
 }
 
 /// Opens the store the settings name. The embedded store is the default.
@@ -68,12 +70,17 @@ impl Application {
         let openapi = web::Data::new(OpenApiDocument(
             serde_json::to_string(&routes::owner::openapi()).context("cannot write the OpenAPI document")?,
         ));
+        let consensus_interval = settings.consensus_interval_secs;
         let state = web::Data::new(AppState {
             store,
             key,
             settings,
             widget_dir,
+            learned: crate::reestimate::LearnedModels::default(),
         });
+        if consensus_interval > 0 {
+            crate::reestimate::spawn(state.clone(), std::time::Duration::from_secs(consensus_interval));
+        }
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())

@@ -3,6 +3,7 @@
 
 mod browser;
 mod challenge;
+mod consensus_flow;
 mod durability;
 mod helpers;
 mod owner_api;
@@ -13,4 +14,5 @@ mod redis_instances;
 mod redis_support;
 mod siteverify;
 mod store_acceptance;
+mod test_keys;
 mod webdriver;

@@ -22,13 +22,15 @@ use rand::seq::SliceRandom as _;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
+use redis::{
+    Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script, ScriptInvocation, Value,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
-    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
-    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState, UnixTime, now,
+    AddedImage, ApiKeyRecord, BatchRun, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta,
+    NewImage, NewProject, Owner, OwnerId, Project, ProjectId, Serving, Site, Slot, TokenState, UnixTime, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -41,6 +43,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 const IMPORT_CONCURRENCY: usize = 32;
 /// Contributions are read back in pages, so that an export does not ask Redis for one huge reply.
 const READ_PAGE: isize = 1000;
+/// The most records asked of Redis in one command (also small enough for Lua's `unpack`).
+const PAGE: usize = 1000;
 
 /// Appends a contribution and gives it the project's next sequence number, in one atomic step.
 ///
@@ -58,6 +62,138 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('SET', KEYS[4], seq, 'EX', ARGV[3])
 return seq
 "#;
+
+/// Gives a project stored before the image index existed its index, on first use: the sorted set of image
+/// ids (for paging) and the content hashes its metadata carry (for dedup). A project that has images and
+/// was stored since has both from its creation, so the index is complete whenever the sorted set exists.
+/// KEYS[1] is the metadata hash, KEYS[2] the id set, KEYS[3] the content hashes. Prefixed to the scripts
+/// below, which all name those three keys first.
+const INDEX_IMAGES: &str = r"
+local function index_images()
+  if redis.call('EXISTS', KEYS[2]) == 1 then return end
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    redis.call('ZADD', KEYS[2], all[i], all[i])
+    local ok, meta = pcall(cjson.decode, all[i + 1])
+    if ok and type(meta.content_hash) == 'string' and meta.content_hash ~= '' then
+      redis.call('HSETNX', KEYS[3], meta.content_hash, all[i])
+    end
+  end
+end
+index_images()
+";
+
+/// Adds images to a project unless it holds their content already, in one atomic step.
+///
+/// KEYS[1..3] as in [`INDEX_IMAGES`], KEYS[4] the controls, KEYS[5] the unknowns, KEYS[6] the project
+/// record. ARGV holds five values per image: id, content hash, metadata (JSON), serving kind (`c`ontrol,
+/// `u`nknown, `n`either) and serving member. Returns nil when there is no such project, else one value per
+/// image: an empty string when it is stored, the stored metadata when its content is there already (an
+/// earlier image of the same call counts). The image ids are fresh for each call, so a resent call (the
+/// cluster client resends after a broken connection) finds its own ids under its hashes and stores nothing.
+const ADD_IMAGES: &str = r"
+if redis.call('EXISTS', KEYS[6]) == 0 then return false end
+local out = {}
+for i = 1, #ARGV, 5 do
+  local id, hash = ARGV[i], ARGV[i + 1]
+  local holder = false
+  if hash ~= '' then holder = redis.call('HGET', KEYS[3], hash) end
+  if holder and holder ~= id then
+    out[#out + 1] = redis.call('HGET', KEYS[1], holder)
+  else
+    if not holder then
+      if hash ~= '' then redis.call('HSET', KEYS[3], hash, id) end
+      redis.call('HSET', KEYS[1], id, ARGV[i + 2])
+      redis.call('ZADD', KEYS[2], id, id)
+      if ARGV[i + 3] == 'c' then redis.call('SADD', KEYS[4], ARGV[i + 4])
+      elseif ARGV[i + 3] == 'u' then redis.call('SADD', KEYS[5], ARGV[i + 4]) end
+    end
+    out[#out + 1] = ''
+  end
+end
+return out
+";
+
+/// A page of a project's images in id order. KEYS[1..3] as in [`INDEX_IMAGES`]; ARGV[1] the exclusive lower
+/// bound (`(<id>` or `-inf`), ARGV[2] the page size (small enough for `unpack`).
+const IMAGES_PAGE: &str = r"
+local ids = redis.call('ZRANGE', KEYS[2], ARGV[1], '+inf', 'BYSCORE', 'LIMIT', 0, ARGV[2])
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(ids))
+";
+
+/// How each image is served. KEYS[1] the controls, KEYS[2] the unknowns; ARGV[1] the number of the project's
+/// labels, then the labels, then the image ids. Returns per image its control label, an empty string for an
+/// unknown, nil when it is not served. Controls are members `<id>:<label>`, so the project's few labels are
+/// tried rather than the whole set scanned.
+const SERVING: &str = r"
+local labels = tonumber(ARGV[1])
+local out = {}
+for i = labels + 2, #ARGV do
+  local found = false
+  for l = 2, labels + 1 do
+    if redis.call('SISMEMBER', KEYS[1], ARGV[i] .. ':' .. ARGV[l]) == 1 then
+      found = ARGV[l]
+      break
+    end
+  end
+  if not found and redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then found = '' end
+  out[#out + 1] = found
+end
+return out
+";
+
+/// A page of a project's contribution log: the records with a sequence number above ARGV[1], at most
+/// ARGV[2]. KEYS[1] is the log. Sequence numbers increase along the log and start at 1, so the record at
+/// index `i` has a number above `i`: the first one wanted is at index `after` at the latest, exactly there
+/// when the numbers have no gap (the usual case, checked first), else found by bisection.
+const CONTRIBUTIONS_PAGE: &str = r#"
+local after = tonumber(ARGV[1])
+local function seq(i)
+  return tonumber(string.match(redis.call('LINDEX', KEYS[1], i), '^{"seq":(%d+),'))
+end
+local lo, hi = 0, math.min(after, redis.call('LLEN', KEYS[1]))
+if hi > 0 and seq(hi - 1) <= after then lo = hi end
+while lo < hi do
+  local mid = math.floor((lo + hi) / 2)
+  if seq(mid) > after then hi = mid else lo = mid + 1 end
+end
+return redis.call('LRANGE', KEYS[1], lo, lo + tonumber(ARGV[2]) - 1)
+"#;
+
+/// Creates an owner unless another holds the name. KEYS[1] maps names to ids, KEYS[2] ids to records (one
+/// hash tag: every owner on one node, so the name check and the write are one step). ARGV: name, id, record.
+/// The id is fresh per call, so a resent call finds the name held by its own id and succeeds again.
+const CREATE_OWNER: &str = r"
+local holder = redis.call('HGET', KEYS[1], ARGV[1])
+if holder and holder ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+";
+
+/// The store's Lua scripts (each sent by hash, loaded on first use).
+struct Scripts {
+    add_contribution: Script,
+    add_images: Script,
+    images_page: Script,
+    serving: Script,
+    contributions_page: Script,
+    create_owner: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            add_contribution: Script::new(ADD_CONTRIBUTION),
+            add_images: Script::new(&format!("{INDEX_IMAGES}{ADD_IMAGES}")),
+            images_page: Script::new(&format!("{INDEX_IMAGES}{IMAGES_PAGE}")),
+            serving: Script::new(SERVING),
+            contributions_page: Script::new(CONTRIBUTIONS_PAGE),
+            create_owner: Script::new(CREATE_OWNER),
+        }
+    }
+}
 
 /// A connection to a single Redis or to a cluster. Both reconnect by themselves.
 #[derive(Clone)]
@@ -145,6 +281,52 @@ async fn idempotent_pipe<T: FromRedisValue>(conn: &mut Conn, pipe: &Pipeline) ->
     }
 }
 
+/// [`idempotent`] for a script that may safely run twice (each says why it may).
+async fn idempotent_script<T: FromRedisValue>(
+    conn: &mut Conn,
+    script: &ScriptInvocation<'_>,
+) -> RedisResult<T> {
+    match script.invoke_async(conn).await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => script.invoke_async(conn).await,
+        other => other,
+    }
+}
+
+/// Writes image bytes, each under its own key (they may live on any cluster node), a bounded number at a
+/// time. Written before the metadata that refers to them, so a crash half-way leaves unreachable bytes, never
+/// an image without bytes.
+async fn write_image_bytes(conn: &Conn, images: Vec<(ImageId, String, Vec<u8>)>) -> Result<(), StoreError> {
+    let mut writes = tokio::task::JoinSet::new();
+    for (id, content_type, bytes) in images {
+        if writes.len() >= IMPORT_CONCURRENCY {
+            writes
+                .join_next()
+                .await
+                .transpose()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .transpose()?;
+        }
+        let mut conn = conn.clone();
+        let write = redis::cmd("HSET")
+            .arg(key::image_data(id))
+            .arg("content_type")
+            .arg(content_type)
+            .arg("bytes")
+            .arg(bytes)
+            .clone();
+        writes.spawn(async move {
+            write
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(write_error("images"))
+        });
+    }
+    while let Some(done) = writes.join_next().await {
+        done.map_err(|e| StoreError::Unavailable(e.to_string()))??;
+    }
+    Ok(())
+}
+
 fn bad_url(e: &RedisError) -> StoreError {
     // The error may quote the URL, which may hold a password: keep only its kind.
     StoreError::Unavailable(format!("invalid Redis URL ({:?})", e.kind()))
@@ -166,16 +348,17 @@ pub struct RedisStore {
     durable: Conn,
     ephemeral: Conn,
     handle: tokio::runtime::Handle,
-    add_contribution: Script,
+    /// Boxed: several scripts, each with its source.
+    scripts: Box<Scripts>,
     /// Boxed: the caches would make the store, and so every `AnyStore`, several times larger.
     caches: Box<Caches>,
     _runtime: IoRuntime,
 }
 
-/// Copies of immutable records, kept by each server instance.
+/// Copies of records, kept by each server instance.
 struct Caches {
-    projects: ImmutableCache<ProjectId, Project>,
-    sites: ImmutableCache<String, Site>,
+    projects: RecordCache<ProjectId, Project>,
+    sites: RecordCache<String, Site>,
     image_bytes: ImageCache,
 }
 
@@ -183,14 +366,15 @@ struct Caches {
 const CACHE_TTL: Duration = Duration::from_secs(60);
 const CACHE_CAPACITY: usize = 10_000;
 
-/// Copies of records that are never changed once written (projects, sites: the `Store` has no update for
-/// them), so that every challenge does not ask Redis for them again. Only records found are kept: a record
-/// created by another instance is seen at once. The TTL bounds staleness should records ever become mutable.
-struct ImmutableCache<K, V> {
+/// Copies of records that change rarely (projects, sites: only their owner changes them), so that every
+/// challenge does not ask Redis for them again. Only records found are kept: a record created by another
+/// instance is seen at once. An instance that changes a record updates its own copy; the other instances see
+/// the change within [`CACHE_TTL`]. Checks that must see a change at once (a site's secrets) do not use it.
+struct RecordCache<K, V> {
     entries: std::sync::RwLock<std::collections::HashMap<K, (std::time::Instant, V)>>,
 }
 
-impl<K: std::hash::Hash + Eq, V: Clone> ImmutableCache<K, V> {
+impl<K: std::hash::Hash + Eq, V: Clone> RecordCache<K, V> {
     fn new() -> Self {
         Self {
             entries: std::sync::RwLock::new(std::collections::HashMap::new()),
@@ -285,8 +469,26 @@ fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
 mod key {
     use crate::model::{ImageId, ProjectId};
 
+    /// The last project id given. Projects are listed by id from 1 to it: that finds every project, those
+    /// stored before listings existed too, and skips the ids of creations that did not complete.
     pub const NEXT_PROJECT: &str = "cobot:next-project";
     pub const NEXT_IMAGE: &str = "cobot:next-image";
+    /// Set of every sitekey: sitekeys are random, so sites need an index to be listed.
+    pub const SITES: &str = "cobot:sites";
+    /// Set once the sites stored before [`SITES`] existed are in it.
+    pub const SITES_INDEXED: &str = "cobot:sites-indexed";
+    /// Pattern of the site records, for that one-off indexing.
+    pub const SITE_PATTERN: &str = "cobot:site:*";
+    /// Owners share one hash tag: they are few, and a name must be checked and taken in one step.
+    pub const NEXT_OWNER: &str = "cobot:{owners}:next";
+    /// Hash: owner id -> owner (JSON).
+    pub const OWNERS: &str = "cobot:{owners}:records";
+    /// Hash: owner name -> owner id.
+    pub const OWNER_NAMES: &str = "cobot:{owners}:names";
+
+    pub fn api_key(hash: &str) -> String {
+        format!("cobot:api-key:{hash}")
+    }
 
     pub fn project(p: ProjectId) -> String {
         format!("cobot:{{p{p}}}:project")
@@ -294,6 +496,18 @@ mod key {
     /// Hash: image id -> image metadata (JSON).
     pub fn images(p: ProjectId) -> String {
         format!("cobot:{{p{p}}}:images")
+    }
+    /// Sorted set of the image ids, scored by id: pages of images in id order.
+    pub fn image_ids(p: ProjectId) -> String {
+        format!("cobot:{{p{p}}}:image-ids")
+    }
+    /// Hash: content hash -> id of the image holding that content (a project holds each content once).
+    pub fn content_hashes(p: ProjectId) -> String {
+        format!("cobot:{{p{p}}}:content-hashes")
+    }
+    /// Hash: `<image id>:passed` and `<image id>:failed` -> answers to that control.
+    pub fn control_stats(p: ProjectId) -> String {
+        format!("cobot:{{p{p}}}:control-stats")
     }
     /// Set of `<image id>:<label>`: the images a challenge may use as its control.
     pub fn controls(p: ProjectId) -> String {
@@ -327,6 +541,10 @@ mod key {
     }
     pub fn site_secret(hash: &str) -> String {
         format!("cobot:site-secret:{hash}")
+    }
+    /// List of the project's batch runs (JSON), the latest first, trimmed to `BATCH_RUNS_KEPT`.
+    pub fn batch_runs(p: ProjectId) -> String {
+        format!("cobot:{{p{p}}}:batch-runs")
     }
     pub fn challenge(id: &str) -> String {
         format!("cobot:challenge:{id}")
@@ -375,10 +593,10 @@ impl RedisStore {
             durable,
             ephemeral,
             handle,
-            add_contribution: Script::new(ADD_CONTRIBUTION),
+            scripts: Box::new(Scripts::new()),
             caches: Box::new(Caches {
-                projects: ImmutableCache::new(),
-                sites: ImmutableCache::new(),
+                projects: RecordCache::new(),
+                sites: RecordCache::new(),
                 image_bytes: ImageCache {
                     entries: std::sync::RwLock::new((std::collections::HashMap::new(), 0)),
                 },
@@ -459,6 +677,66 @@ impl RedisStore {
         raw.map(|bytes| decode(&bytes)).transpose()
     }
 
+    /// Reads a value from the durable Redis with a command that may safely run twice.
+    async fn read<T>(&self, cmd: Cmd) -> Result<T, StoreError>
+    where
+        T: FromRedisValue + Send + 'static,
+    {
+        let mut conn = self.durable.clone();
+        self.run(async move { idempotent(&mut conn, &cmd).await.map_err(|e| unavailable(&e)) })
+            .await
+    }
+
+    /// Writes to the durable Redis with a command that may safely run twice.
+    async fn write<T>(&self, cmd: Cmd, what: &'static str) -> Result<T, StoreError>
+    where
+        T: FromRedisValue + Send + 'static,
+    {
+        let mut conn = self.durable.clone();
+        self.run(async move { idempotent(&mut conn, &cmd).await.map_err(write_error(what)) })
+            .await
+    }
+
+    /// Reads the records under `keys`, in order, skipping the keys that hold none. The keys may be in any
+    /// slots: the cluster client splits `MGET` by node.
+    async fn get_many_json<T>(&self, keys: &[String]) -> Result<Vec<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+    {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(PAGE) {
+            let raw: Vec<Option<Vec<u8>>> = self.read(redis::cmd("MGET").arg(chunk).clone()).await?;
+            for record in raw.into_iter().flatten() {
+                out.push(decode(&record)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Indexes the sites stored before [`key::SITES`] existed, once. `KEYS` walks the whole key space (of
+    /// every master, in a cluster) and blocks Redis meanwhile, which is acceptable once per deployment.
+    async fn index_old_sites(&self) -> Result<(), StoreError> {
+        let indexed: Option<String> = self
+            .read(redis::cmd("GET").arg(key::SITES_INDEXED).clone())
+            .await?;
+        if indexed.is_some() {
+            return Ok(());
+        }
+        let keys: Vec<String> = self
+            .read(redis::cmd("KEYS").arg(key::SITE_PATTERN).clone())
+            .await?;
+        let sitekeys: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(key::SITE_PATTERN.trim_end_matches('*')))
+            .collect();
+        for chunk in sitekeys.chunks(PAGE) {
+            self.write::<()>(redis::cmd("SADD").arg(key::SITES).arg(chunk).clone(), "sites")
+                .await?;
+        }
+        self.write::<()>(redis::cmd("SET").arg(key::SITES_INDEXED).arg(1).clone(), "sites")
+            .await
+    }
+
     /// Answers when both Redis instances answer `PING`.
     async fn ping_both(&self) -> Result<(), StoreError> {
         for conn in [&self.durable, &self.ephemeral] {
@@ -526,6 +804,17 @@ impl Store for RedisStore {
         project: NewProject,
         images: Vec<NewImage>,
     ) -> Result<Project, StoreError> {
+        // A new project holds each content once, as `add_images` keeps it: refused before anything is written.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = images
+            .iter()
+            .find(|i| !i.content_hash.is_empty() && !seen.insert(i.content_hash.as_str()))
+        {
+            return Err(StoreError::Conflict(format!(
+                "two images of the new project have the same content as {}",
+                twice.name
+            )));
+        }
         let mut conn = self.durable.clone();
         // An import may hold many images: its bound is the image count, not one call's timeout.
         let handle = self.handle.clone();
@@ -546,11 +835,10 @@ impl Store for RedisStore {
                 .await
                 .map_err(&failed)?;
             let project = project.into_project(id);
-            // The image bytes first, each under its own key (they may live on any cluster node). The project
-            // becomes visible only with the last step, so a crash half-way leaves unreachable bytes, never a
-            // half-made project.
+            // The image bytes first. The project becomes visible only with the last step, so a crash half-way
+            // leaves unreachable bytes, never a half-made project.
             let mut metas = Vec::with_capacity(images.len());
-            let mut writes = tokio::task::JoinSet::new();
+            let mut bytes = Vec::with_capacity(images.len());
             for (n, image) in (last + 1 - count..).zip(images) {
                 let meta = ImageMeta {
                     id: ImageId(n),
@@ -560,33 +848,10 @@ impl Store for RedisStore {
                     known_label: image.known_label,
                     content_hash: image.content_hash,
                 };
-                if writes.len() >= IMPORT_CONCURRENCY {
-                    writes
-                        .join_next()
-                        .await
-                        .transpose()
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))?
-                        .transpose()?;
-                }
-                let mut conn = conn.clone();
-                let write = redis::cmd("HSET")
-                    .arg(key::image_data(meta.id))
-                    .arg("content_type")
-                    .arg(&meta.content_type)
-                    .arg("bytes")
-                    .arg(image.bytes)
-                    .clone();
-                writes.spawn(async move {
-                    write
-                        .query_async::<()>(&mut conn)
-                        .await
-                        .map_err(write_error("images"))
-                });
+                bytes.push((meta.id, meta.content_type.clone(), image.bytes));
                 metas.push(meta);
             }
-            while let Some(done) = writes.join_next().await {
-                done.map_err(|e| StoreError::Unavailable(e.to_string()))??;
-            }
+            write_image_bytes(&conn, bytes).await?;
 
             // Then the project, its image metadata and its serving sets: one slot, one transaction.
             let mut tx = redis::pipe();
@@ -608,6 +873,21 @@ impl Store for RedisStore {
                     }
                 }
                 hset.ignore();
+                // The image index, as `add_images` and `images_page` expect it of every project with images.
+                let zadd = tx.cmd("ZADD").arg(key::image_ids(id));
+                for meta in &metas {
+                    zadd.arg(meta.id.0).arg(meta.id.0);
+                }
+                zadd.ignore();
+                // Each image holds its content (checked distinct above).
+                let holders: Vec<_> = metas.iter().filter(|m| !m.content_hash.is_empty()).collect();
+                if !holders.is_empty() {
+                    let hset = tx.cmd("HSET").arg(key::content_hashes(id));
+                    for meta in holders {
+                        hset.arg(&meta.content_hash).arg(meta.id.0);
+                    }
+                    hset.ignore();
+                }
             }
             if !controls.is_empty() {
                 tx.cmd("SADD").arg(key::controls(id)).arg(controls).ignore();
@@ -714,8 +994,16 @@ impl Store for RedisStore {
     async fn create_site(&self, site: Site) -> Result<(), StoreError> {
         let mut conn = self.durable.clone();
         let record = encode(&site)?;
+        let hashes: Vec<String> = site.secret_hashes().map(str::to_owned).collect();
         self.run(async move {
-            // The site first: `NX` makes it the one place a duplicate is refused. The secret index comes after;
+            // Listed first: a sitekey listed without a record is skipped, a record never listed would be lost.
+            redis::cmd("SADD")
+                .arg(key::SITES)
+                .arg(site.sitekey.as_str())
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(write_error("sites"))?;
+            // Then the site: `NX` makes it the one place a duplicate is refused. The secret index comes after;
             // it only serves to name a secret of another site, so a crash in between loses nothing that matters.
             let created: Option<String> = redis::cmd("SET")
                 .arg(key::site(site.sitekey.as_str()))
@@ -730,12 +1018,15 @@ impl Store for RedisStore {
                     site.sitekey
                 )));
             }
-            redis::cmd("SET")
-                .arg(key::site_secret(&site.secret_hash))
-                .arg(site.sitekey.as_str())
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(write_error("sites"))
+            for hash in hashes {
+                redis::cmd("SET")
+                    .arg(key::site_secret(&hash))
+                    .arg(site.sitekey.as_str())
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(write_error("sites"))?;
+            }
+            Ok(())
         })
         .await
     }
@@ -761,10 +1052,13 @@ impl Store for RedisStore {
                     .map_err(|e| unavailable(&e))
             })
             .await?;
-        match sitekey {
-            Some(sitekey) => self.get_json(key::site(&sitekey)).await,
-            None => Ok(None),
-        }
+        let Some(sitekey) = sitekey else {
+            return Ok(None);
+        };
+        // The index may name a hash the site no longer has (an update that stopped half-way): the record,
+        // written before the index is cleaned, decides.
+        let site: Option<Site> = self.get_json(key::site(&sitekey)).await?;
+        Ok(site.filter(|s| s.secret_hashes().any(|h| h == secret_hash)))
     }
 
     async fn put_challenge(&self, challenge: ChallengeState) -> Result<(), StoreError> {
@@ -799,7 +1093,7 @@ impl Store for RedisStore {
 
     async fn add_contribution(&self, contribution: Contribution) -> Result<u64, StoreError> {
         let mut conn = self.durable.clone();
-        let script = self.add_contribution.clone();
+        let script = self.scripts.add_contribution.clone();
         let project = contribution.project;
         let votes = key::votes(project, contribution.image);
         let marker = key::contributed(project, &contribution.challenge, contribution.image);
@@ -914,69 +1208,495 @@ impl Store for RedisStore {
         self.ping_both().await
     }
 
-    // FIXME(owner-api): placeholder bodies until the backend implements the owner API's methods.
-    async fn reopen(&self, _project: ProjectId, _image: ImageId) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+    async fn add_batch_run(&self, project: ProjectId, run: BatchRun) -> Result<(), StoreError> {
+        let json = encode(&run)?;
+        let mut conn = self.durable.clone();
+        self.run(async move {
+            // Not resent on a broken connection: a run recorded twice would only repeat an audit line.
+            redis::pipe()
+                .atomic()
+                .cmd("LPUSH")
+                .arg(key::batch_runs(project))
+                .arg(json)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(key::batch_runs(project))
+                .arg(0)
+                .arg(super::BATCH_RUNS_KEPT - 1)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(write_error("batch runs"))
+        })
+        .await
     }
-    async fn serving(&self, _project: ProjectId, _images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn batch_runs(&self, project: ProjectId) -> Result<Vec<BatchRun>, StoreError> {
+        let mut conn = self.durable.clone();
+        let raw: Vec<Vec<u8>> = self
+            .run(async move {
+                idempotent(
+                    &mut conn,
+                    redis::cmd("LRANGE").arg(key::batch_runs(project)).arg(0).arg(-1),
+                )
+                .await
+                .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        raw.iter().map(|bytes| decode(bytes)).collect()
     }
+
+    async fn reopen(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
+        let Some(record) = self.project(project).await? else {
+            return Err(StoreError::Conflict(format!("no project {project}")));
+        };
+        let mut tx = redis::pipe();
+        // Both sets carry the project's tag: one slot, one atomic transaction. Its control entry names its
+        // label, one of the project's.
+        tx.atomic().cmd("SREM").arg(key::controls(project));
+        for label in &record.labels {
+            tx.arg(format!("{}:{}", image.0, label.id));
+        }
+        tx.ignore()
+            .cmd("SADD")
+            .arg(key::unknowns(project))
+            .arg(image.0.to_string())
+            .ignore();
+        let mut conn = self.durable.clone();
+        self.run(async move {
+            idempotent_pipe::<()>(&mut conn, &tx)
+                .await
+                .map_err(write_error("serving sets"))
+        })
+        .await
+    }
+
+    async fn serving(&self, project: ProjectId, images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
+        let Some(record) = self.project(project).await? else {
+            return Ok(vec![Serving::Retired; images.len()]);
+        };
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(PAGE) {
+            let mut conn = self.durable.clone();
+            let script = self.scripts.serving.clone();
+            let labels: Vec<String> = record.labels.iter().map(|l| l.id.as_str().to_owned()).collect();
+            let ids: Vec<u64> = chunk.iter().map(|i| i.0).collect();
+            let raw: Vec<Option<String>> = self
+                .run(async move {
+                    let mut invocation = script.prepare_invoke();
+                    invocation
+                        .key(key::controls(project))
+                        .key(key::unknowns(project))
+                        .arg(labels.len())
+                        .arg(labels)
+                        .arg(ids);
+                    idempotent_script(&mut conn, &invocation)
+                        .await
+                        .map_err(|e| unavailable(&e))
+                })
+                .await?;
+            for served in raw {
+                out.push(match served {
+                    None => Serving::Retired,
+                    Some(label) if label.is_empty() => Serving::Unknown,
+                    Some(label) => Serving::Control(
+                        LabelId::parse(label)
+                            .map_err(|e| StoreError::Unavailable(format!("corrupt control label: {e}")))?,
+                    ),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn record_control_answer(
         &self,
-        _project: ProjectId,
-        _image: ImageId,
-        _passed: bool,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        project: ProjectId,
+        image: ImageId,
+        passed: bool,
+    ) -> Result<ControlStats, StoreError> {
+        let field = format!("{}:{}", image.0, if passed { "passed" } else { "failed" });
+        let (ok, ko) = (format!("{}:passed", image.0), format!("{}:failed", image.0));
+        // Not resent after a broken connection: counting an answer twice is worse than losing it.
+        let mut conn = self.durable.clone();
+        let (passed, failed): (Option<u64>, Option<u64>) = self
+            .run(async move {
+                redis::pipe()
+                    .atomic()
+                    .cmd("HINCRBY")
+                    .arg(key::control_stats(project))
+                    .arg(field)
+                    .arg(1)
+                    .ignore()
+                    .cmd("HMGET")
+                    .arg(key::control_stats(project))
+                    .arg(ok)
+                    .arg(ko)
+                    .query_async::<((Option<u64>, Option<u64>),)>(&mut conn)
+                    .await
+                    .map(|(counts,)| counts)
+                    .map_err(write_error("control statistics"))
+            })
+            .await?;
+        Ok(ControlStats {
+            passed: passed.unwrap_or(0),
+            failed: failed.unwrap_or(0),
+        })
     }
-    async fn control_stats(&self, _project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn control_stats(&self, project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
+        let raw: Vec<(String, u64)> = self
+            .read(redis::cmd("HGETALL").arg(key::control_stats(project)).clone())
+            .await?;
+        let mut stats = std::collections::BTreeMap::<ImageId, ControlStats>::new();
+        for (field, count) in raw {
+            let corrupt = || StoreError::Unavailable(format!("corrupt control statistic `{field}`"));
+            let (id, outcome) = field.split_once(':').ok_or_else(corrupt)?;
+            let entry = stats
+                .entry(ImageId(id.parse().map_err(|_| corrupt())?))
+                .or_default();
+            match outcome {
+                "passed" => entry.passed = count,
+                "failed" => entry.failed = count,
+                _ => return Err(corrupt()),
+            }
+        }
+        Ok(stats.into_iter().collect())
     }
-    async fn create_owner(&self, _name: &str) -> Result<Owner, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn create_owner(&self, name: &str) -> Result<Owner, StoreError> {
+        let id: u64 = self
+            .write(redis::cmd("INCR").arg(key::NEXT_OWNER).clone(), "owners")
+            .await?;
+        let owner = Owner {
+            id: OwnerId(id),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let record = encode(&owner)?;
+        let mut conn = self.durable.clone();
+        let script = self.scripts.create_owner.clone();
+        let name = owner.name.clone();
+        let created: bool = self
+            .run(async move {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(key::OWNER_NAMES)
+                    .key(key::OWNERS)
+                    .arg(name)
+                    .arg(id)
+                    .arg(record);
+                idempotent_script(&mut conn, &invocation)
+                    .await
+                    .map_err(write_error("owners"))
+            })
+            .await?;
+        if created {
+            Ok(owner)
+        } else {
+            Err(StoreError::Conflict(format!(
+                "an owner named {} exists already",
+                owner.name
+            )))
+        }
     }
+
     async fn owners(&self) -> Result<Vec<Owner>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let raw: Vec<Vec<u8>> = self.read(redis::cmd("HVALS").arg(key::OWNERS).clone()).await?;
+        let mut owners = raw
+            .iter()
+            .map(|r| decode::<Owner>(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        owners.sort_by_key(|o| o.id);
+        Ok(owners)
     }
-    async fn add_api_key(&self, _key: ApiKeyRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn add_api_key(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
+        let value = encode(&record)?;
+        let mut conn = self.durable.clone();
+        let created: Option<String> = self
+            .run(async move {
+                redis::cmd("SET")
+                    .arg(key::api_key(&record.hash))
+                    .arg(value)
+                    .arg("NX")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(write_error("API keys"))
+            })
+            .await?;
+        created
+            .map(|_| ())
+            .ok_or_else(|| StoreError::Conflict("this API key exists already".into()))
     }
-    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.get_json(key::api_key(hash)).await
     }
+
     async fn projects(&self) -> Result<Vec<Project>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let last: Option<u64> = self
+            .read(redis::cmd("GET").arg(key::NEXT_PROJECT).clone())
+            .await?;
+        let keys: Vec<String> = (1..=last.unwrap_or(0))
+            .map(|id| key::project(ProjectId(id)))
+            .collect();
+        self.get_many_json(&keys).await
     }
-    async fn update_project(&self, _project: Project) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn update_project(&self, project: Project) -> Result<(), StoreError> {
+        let value = encode(&project)?;
+        let id = project.id;
+        // `XX`: only a project that exists is replaced; replacing it with the same record again is harmless.
+        let replaced: Option<String> = self
+            .write(
+                redis::cmd("SET")
+                    .arg(key::project(id))
+                    .arg(value)
+                    .arg("XX")
+                    .clone(),
+                "projects",
+            )
+            .await?;
+        if replaced.is_none() {
+            return Err(StoreError::Conflict(format!("no project {id}")));
+        }
+        self.caches.projects.put(id, project);
+        Ok(())
     }
+
     async fn add_images(
         &self,
-        _project: ProjectId,
-        _images: Vec<NewImage>,
+        project: ProjectId,
+        images: Vec<NewImage>,
     ) -> Result<Vec<AddedImage>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let Some(record) = self.project(project).await? else {
+            return Err(StoreError::Conflict(format!("no project {project}")));
+        };
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.durable.clone();
+        let script = self.scripts.add_images.clone();
+        // Many images may be added at once: the bound is their count, not one call's timeout.
+        let task = self.handle.spawn(async move {
+            let failed = write_error("images");
+            // The contents the project holds already need no bytes written (the script decides, this saves work).
+            let hashes: Vec<&str> = images.iter().map(|i| i.content_hash.as_str()).collect();
+            let held: Vec<Option<u64>> = idempotent(
+                &mut conn,
+                redis::cmd("HMGET").arg(key::content_hashes(project)).arg(hashes),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+            let count = u64::try_from(images.len()).unwrap_or(u64::MAX);
+            let last: u64 = redis::cmd("INCRBY")
+                .arg(key::NEXT_IMAGE)
+                .arg(count)
+                .query_async(&mut conn)
+                .await
+                .map_err(&failed)?;
+            let mut metas = Vec::with_capacity(images.len());
+            let mut bytes = Vec::new();
+            let mut written = std::collections::HashSet::new();
+            let mut seen = std::collections::HashSet::new();
+            for ((n, image), held) in (last + 1 - count..).zip(images).zip(held) {
+                let meta = ImageMeta {
+                    id: ImageId(n),
+                    project,
+                    name: image.name,
+                    content_type: image.content_type,
+                    known_label: image.known_label,
+                    content_hash: image.content_hash,
+                };
+                let new_content = held.is_none()
+                    && (meta.content_hash.is_empty() || seen.insert(meta.content_hash.clone()));
+                if new_content {
+                    written.insert(meta.id);
+                    bytes.push((meta.id, meta.content_type.clone(), image.bytes));
+                }
+                metas.push(meta);
+            }
+            write_image_bytes(&conn, bytes).await?;
+
+            // Then the dedup check and the inserts: one slot, one script.
+            let mut invocation = script.prepare_invoke();
+            invocation
+                .key(key::images(project))
+                .key(key::image_ids(project))
+                .key(key::content_hashes(project))
+                .key(key::controls(project))
+                .key(key::unknowns(project))
+                .key(key::project(project));
+            for meta in &metas {
+                let (kind, member) = match serving_member(meta, record.abstain.as_ref()) {
+                    Some((true, member)) => ("c", member),
+                    Some((false, member)) => ("u", member),
+                    None => ("n", String::new()),
+                };
+                invocation
+                    .arg(meta.id.0)
+                    .arg(&meta.content_hash)
+                    .arg(encode(meta)?)
+                    .arg(kind)
+                    .arg(member);
+            }
+            let outcome: Option<Vec<Vec<u8>>> =
+                idempotent_script(&mut conn, &invocation).await.map_err(&failed)?;
+            let outcome = outcome.ok_or_else(|| StoreError::Conflict(format!("no project {project}")))?;
+            let mut added = Vec::with_capacity(metas.len());
+            let mut orphans = Vec::new();
+            for (meta, stored) in metas.into_iter().zip(outcome) {
+                if stored.is_empty() {
+                    added.push(AddedImage::Stored(meta));
+                } else {
+                    if written.contains(&meta.id) {
+                        orphans.push(key::image_data(meta.id));
+                    }
+                    added.push(AddedImage::Duplicate(decode(&stored)?));
+                }
+            }
+            // Bytes written for a content that a concurrent call stored first: nothing refers to them. Removing
+            // them is tidiness only, so a failure here does not fail the call.
+            if !orphans.is_empty()
+                && let Err(e) = redis::cmd("DEL").arg(orphans).query_async::<()>(&mut conn).await
+            {
+                tracing::warn!(error = %e, "could not remove the bytes of duplicate images");
+            }
+            Ok(added)
+        });
+        task.await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
+
     async fn images_page(
         &self,
-        _project: ProjectId,
-        _after: Option<ImageId>,
-        _limit: usize,
+        project: ProjectId,
+        after: Option<ImageId>,
+        limit: usize,
     ) -> Result<Vec<ImageMeta>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let mut out: Vec<ImageMeta> = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let size = (limit - out.len()).min(PAGE);
+            let from = after.map_or_else(|| "-inf".to_owned(), |id| format!("({}", id.0));
+            let mut conn = self.durable.clone();
+            let script = self.scripts.images_page.clone();
+            let raw: Vec<Option<Vec<u8>>> = self
+                .run(async move {
+                    let mut invocation = script.prepare_invoke();
+                    invocation
+                        .key(key::images(project))
+                        .key(key::image_ids(project))
+                        .key(key::content_hashes(project))
+                        .arg(from)
+                        .arg(size);
+                    // Reads, apart from indexing an older project once: safe to run twice.
+                    idempotent_script(&mut conn, &invocation)
+                        .await
+                        .map_err(write_error("images"))
+                })
+                .await?;
+            let got = raw.len();
+            for meta in raw {
+                let meta = meta
+                    .ok_or_else(|| StoreError::Unavailable("the image index names a missing image".into()))?;
+                out.push(decode(&meta)?);
+            }
+            after = out.last().map(|m| m.id);
+            if got < size {
+                break;
+            }
+        }
+        Ok(out)
     }
+
     async fn contributions_page(
         &self,
-        _project: ProjectId,
-        _after: u64,
-        _limit: usize,
+        project: ProjectId,
+        after: u64,
+        limit: usize,
     ) -> Result<Vec<StoredContribution>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let mut out: Vec<StoredContribution> = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let size = (limit - out.len()).min(PAGE);
+            let mut conn = self.durable.clone();
+            let script = self.scripts.contributions_page.clone();
+            let raw: Vec<Vec<u8>> = self
+                .run(async move {
+                    let mut invocation = script.prepare_invoke();
+                    invocation.key(key::contributions(project)).arg(after).arg(size);
+                    idempotent_script(&mut conn, &invocation)
+                        .await
+                        .map_err(|e| unavailable(&e))
+                })
+                .await?;
+            let got = raw.len();
+            for record in &raw {
+                let record: LogRecord = decode(record)?;
+                after = record.seq;
+                out.push(StoredContribution {
+                    seq: record.seq,
+                    contribution: record.contribution,
+                });
+            }
+            if got < size {
+                break;
+            }
+        }
+        Ok(out)
     }
+
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        self.index_old_sites().await?;
+        let mut sitekeys: Vec<String> = self.read(redis::cmd("SMEMBERS").arg(key::SITES).clone()).await?;
+        sitekeys.sort();
+        let keys: Vec<String> = sitekeys.iter().map(|k| key::site(k)).collect();
+        self.get_many_json(&keys).await
     }
-    async fn update_site(&self, _site: Site) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn update_site(&self, site: Site) -> Result<(), StoreError> {
+        let sitekey = site.sitekey.as_str().to_owned();
+        let Some(old) = self.get_json::<Site>(key::site(&sitekey)).await? else {
+            return Err(StoreError::Conflict(format!("no site {sitekey}")));
+        };
+        // New hashes first, then the record, then the old hashes dropped: at every step each hash of the
+        // record finds the site, and `site_by_secret_hash` checks the record, so a hash the index still
+        // names after a crash finds nothing.
+        for hash in site.secret_hashes() {
+            self.write::<()>(
+                redis::cmd("SET")
+                    .arg(key::site_secret(hash))
+                    .arg(&sitekey)
+                    .clone(),
+                "sites",
+            )
+            .await?;
+        }
+        let replaced: Option<String> = self
+            .write(
+                redis::cmd("SET")
+                    .arg(key::site(&sitekey))
+                    .arg(encode(&site)?)
+                    .arg("XX")
+                    .clone(),
+                "sites",
+            )
+            .await?;
+        if replaced.is_none() {
+            return Err(StoreError::Conflict(format!("no site {sitekey}")));
+        }
+        let dropped: Vec<String> = old
+            .secret_hashes()
+            .filter(|h| !site.secret_hashes().any(|kept| kept == *h))
+            .map(key::site_secret)
+            .collect();
+        for hash_key in dropped {
+            self.write::<()>(redis::cmd("DEL").arg(hash_key).clone(), "sites")
+                .await?;
+        }
+        self.caches.sites.put(sitekey, site);
+        Ok(())
     }
 }

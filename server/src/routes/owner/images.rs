@@ -242,6 +242,8 @@ pub async fn list(
             owner::MAX_PAGE
         )));
     }
-    let list = owner::list_images(&state.store, &project, query.status, query.after, limit).await?;
+    let learned = state.learned.get(project.id);
+    let model = learned.as_ref().map(|l| &l.model);
+    let list = owner::list_images(&state.store, &project, model, query.status, query.after, limit).await?;
     Ok(HttpResponse::Ok().json(list))
 }
