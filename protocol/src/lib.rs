@@ -418,6 +418,7 @@ pub mod test_keys {
 
 /// The body of every 4xx/5xx reply of the widget API: a stable machine code and a sentence for humans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub success: bool,
     pub error: String,

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use server::config::Settings;
-use server::model::ProjectId;
+use server::model::{OwnerId, ProjectId};
 use server::owner::{self, ExportFormat, ExportWhat};
 use server::startup::{Application, open_store};
+use server::store::AnyStore;
 
 #[derive(Parser)]
 #[command(
@@ -30,12 +31,34 @@ enum Command {
     /// Sites that embed the widget.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// API keys of the owner API.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key for an owner (created if there is none by that name); prints the key once, as
+    /// JSON with the owner's name (the key is stored hashed).
+    Create {
+        #[arg(long)]
+        owner: String,
+        /// What the key is for, for the owner's own bookkeeping.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum ProjectCommand {
     /// Import a project from a folder holding project.toml, labels.csv and the images; prints its id.
-    Import { dir: PathBuf },
+    Import {
+        dir: PathBuf,
+        /// The owner the project belongs to (must exist: `key create --owner` creates it); without it, the
+        /// project belongs to no owner and no API key sees it.
+        #[arg(long)]
+        owner: Option<String>,
+    },
     /// Write a project's contributions or labels to standard output.
     Export {
         id: u64,
@@ -56,6 +79,9 @@ enum SiteCommand {
         /// A project whose images the site shows (repeat for several).
         #[arg(long = "project", required = true)]
         projects: Vec<u64>,
+        /// The owner the site belongs to (its projects must be the owner's); without it, no owner.
+        #[arg(long)]
+        owner: Option<String>,
     },
 }
 
@@ -78,15 +104,23 @@ async fn main() -> anyhow::Result<()> {
     server::telemetry::init(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
-        Command::Project(ProjectCommand::Import { dir }) => {
+        Command::Project(ProjectCommand::Import { dir, owner }) => {
             let store = open_store(&settings)?;
-            let imported = owner::import_project(&store, &dir).await?;
+            let owner = existing_owner(&store, owner.as_deref()).await?;
+            let imported = owner::import_project(&store, &dir, owner).await?;
             tracing::info!(
                 project = %imported.project.id,
-                controls = imported.controls,
-                unknowns = imported.unknowns,
+                stored = imported.report.stored.len(),
+                duplicates = imported.report.duplicates.len(),
                 "project imported"
             );
+            for duplicate in &imported.report.duplicates {
+                tracing::warn!(
+                    file = duplicate.external_id,
+                    same_as = duplicate.existing_external_id,
+                    "duplicate image, stored once"
+                );
+            }
             write_stdout(&format!("{}\n", imported.project.id))
         }
         Command::Project(ProjectCommand::Export { id, what, format }) => {
@@ -102,15 +136,38 @@ async fn main() -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             owner::export(&store, ProjectId(id), what, format, &mut out).await
         }
-        Command::Site(SiteCommand::Create { hostnames, projects }) => {
+        Command::Site(SiteCommand::Create {
+            hostnames,
+            projects,
+            owner,
+        }) => {
             let store = open_store(&settings)?;
+            let owner = existing_owner(&store, owner.as_deref()).await?;
             let projects: Vec<ProjectId> = projects.into_iter().map(ProjectId).collect();
-            let site = owner::create_site(&store, &hostnames, &projects).await?;
-            let json =
-                serde_json::json!({ "sitekey": site.sitekey.as_str(), "secret": site.secret.as_str() });
+            let issued = owner::create_site(&store, owner, &hostnames, &projects).await?;
+            let json = serde_json::json!({
+                "sitekey": issued.site.sitekey.as_str(),
+                "secret": issued.secret.as_str(),
+            });
+            write_stdout(&format!("{json}\n"))
+        }
+        Command::Key(KeyCommand::Create { owner, name }) => {
+            let store = open_store(&settings)?;
+            let owner = owner::ensure_owner(&store, &owner).await?;
+            let api_key = owner::create_api_key(&store, owner.id, &name).await?;
+            let json = serde_json::json!({ "api_key": api_key, "owner": owner.name });
             write_stdout(&format!("{json}\n"))
         }
     }
+}
+
+/// The id of the owner named `name`, which must exist.
+async fn existing_owner(store: &AnyStore, name: Option<&str>) -> anyhow::Result<Option<OwnerId>> {
+    let Some(name) = name else { return Ok(None) };
+    let owner = owner::find_owner(store, name).await?.with_context(|| {
+        format!("there is no owner `{name}`: `cobot-server key create --owner {name}` creates one")
+    })?;
+    Ok(Some(owner.id))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

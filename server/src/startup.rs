@@ -9,9 +9,10 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, middleware, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt as _;
 
 use crate::config::{Secret, Settings};
-use crate::routes::{assets, body::error_reply, challenge, health, siteverify};
+use crate::routes::{self, assets, body::error_reply, challenge, health, siteverify};
 use crate::store::{AnyStore, EmbeddedStore, RedisStore};
 use crate::token::TokenKey;
 
@@ -36,6 +37,15 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<AnyStore> {
     Ok(AnyStore::Embedded(store))
 }
 
+/// The owner API's `OpenAPI` document, as served at `/api/v1/openapi.json`.
+pub struct OpenApiDocument(pub String);
+
+async fn openapi_json(doc: web::Data<OpenApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
+
 pub struct Application {
     server: Server,
     addr: std::net::SocketAddr,
@@ -56,6 +66,10 @@ impl Application {
         if !widget_dir.join("widget.js").is_file() {
             tracing::warn!(dir = %widget_dir.display(), "the widget is not built: run `cargo xtask widget`");
         }
+        // Built once, from the same `configure` the workers register: it lists what is served.
+        let openapi = web::Data::new(OpenApiDocument(
+            serde_json::to_string(&routes::owner::openapi()).context("cannot write the OpenAPI document")?,
+        ));
         let consensus_interval = settings.consensus_interval_secs;
         let state = web::Data::new(AppState {
             store,
@@ -71,6 +85,11 @@ impl Application {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(openapi.clone())
+                // The owner API first: `routes` ends with a catch-all scope.
+                .into_utoipa_app()
+                .configure(routes::owner::configure)
+                .into_app()
                 .configure(routes)
         })
         .listen(listener)?
@@ -92,7 +111,8 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface but the owner API, which `routes::owner::configure` registers (before these) so
+/// that its `OpenAPI` document is collected from it.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // The widget API is called from the integrators' pages, on other origins. Which origins may use a site
     // is checked in the handlers against the site's host names; CORS only lets the browser read the replies.
@@ -117,6 +137,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         protocol::paths::SITEVERIFY,
         web::post().to(siteverify::siteverify),
     )
+    .route(protocol::owner::paths::OPENAPI, web::get().to(openapi_json))
     .service(
         web::scope(protocol::paths::CHALLENGE)
             .wrap(widget_api_cors())

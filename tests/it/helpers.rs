@@ -167,7 +167,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(env: &[(&str, &str)]) -> Self {
+        Self::spawn_seeded(env, |_| ()).await
+    }
+
+    /// Like `spawn_with`, running `seed` on the data directory (with the owner commands, say) before the
+    /// server starts: the embedded store belongs to one process at a time.
+    pub async fn spawn_seeded(env: &[(&str, &str)], seed: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        seed(dir.path());
         let project = cli_ok(
             dir.path(),
             &[
@@ -302,6 +309,14 @@ impl TestApp {
         assert_eq!(resp.status(), 200);
         resp.json().await.expect("a siteverify reply")
     }
+}
+
+/// A new API key for `owner` (created if needed), from `cobot-server key create` as an operator would.
+pub fn api_key(data_dir: &Path, owner: &str) -> String {
+    let out = cli_ok(data_dir, &["key", "create", "--owner", owner]);
+    let reply: Value = serde_json::from_str(out.trim()).expect("key create prints JSON");
+    assert_eq!(reply["owner"], owner, "{reply}");
+    reply["api_key"].as_str().expect("an api_key").to_owned()
 }
 
 pub fn create_site(data_dir: &Path, hostnames: &[&str], project: &str) -> SiteCreds {

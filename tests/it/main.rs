@@ -6,6 +6,7 @@ mod challenge;
 mod consensus_flow;
 mod durability;
 mod helpers;
+mod owner_api;
 mod owner_cli;
 mod pow;
 mod redis_faults;

@@ -21,6 +21,7 @@ use protocol::{
     AnswerResponse, ChallengeImage, ChallengeRequest, LabelChoice, LabelId, Lang, PowChallenge, PowNonce,
     SiteKey,
 };
+use rand::Rng as _;
 use rand::seq::SliceRandom;
 use serde::Deserialize;
 
@@ -179,23 +180,32 @@ pub async fn create(
     }
     let (site, hostname) = requesting_site(&req, &request, &state).await?;
 
-    // Try the site's projects in random order until one can make a challenge.
-    let mut projects = site.projects.clone();
-    projects.shuffle(&mut rand::rng());
+    // Try the site's projects that are not archived, in an order drawn by their priorities (a weighted
+    // shuffle: each comes first in proportion to its priority), until one can make a challenge.
+    let mut projects = Vec::with_capacity(site.projects.len());
+    for id in &site.projects {
+        if let Some(project) = state.store.project(*id).await?
+            && !project.archived
+        {
+            projects.push(project);
+        }
+    }
+    let mut rng = rand::rng();
+    let mut keyed: Vec<(f64, Project)> = projects
+        .into_iter()
+        .map(|p| (rng.random::<f64>().powf(1.0 / f64::from(p.priority.max(1))), p))
+        .collect();
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut picked = None;
-    for project in projects {
+    for (_, project) in keyed {
         // Never an empty list: a challenge without slots is the accessible path's, answered by a nonce.
-        if let Some(picked_slots) = state.store.pick_slots(project, UNKNOWN_CANDIDATES).await? {
+        if let Some(picked_slots) = state.store.pick_slots(project.id, UNKNOWN_CANDIDATES).await? {
             picked = Some((project, picked_slots));
             break;
         }
     }
-    let (project_id, picked) = picked.ok_or(ChallengeError::NothingToServe)?;
-    let project = state
-        .store
-        .project(project_id)
-        .await?
-        .ok_or(ChallengeError::NothingToServe)?;
+    let (project, picked) = picked.ok_or(ChallengeError::NothingToServe)?;
+    let project_id = project.id;
     let second = state
         .learned
         .most_needed(&project, picked.seconds)

@@ -3,16 +3,87 @@
 //! and reaches other owners' records only through [`owned_project`] / [`owned_site`], which answer 404 as if
 //! they did not exist (an owner learns nothing about others).
 
+pub mod images;
+pub mod keys;
+pub mod projects;
+pub mod sites;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::body::{BodyError, error_reply};
+use super::body::{self, BodyError, error_reply};
 use crate::model::{OwnerId, Project, ProjectId, Site};
+use crate::owner::DomainError;
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
 use protocol::SiteKey;
+
+/// Largest JSON body of the owner API (projects, sites, keys): far above any real one.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// Registers every owner route. Only `service(...)` calls: utoipa-actix-web collects the `OpenAPI` paths from
+/// them, so the document lists exactly the routes registered here.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(projects::create)
+        .service(projects::list)
+        .service(projects::read)
+        .service(projects::update)
+        .service(projects::archive)
+        .service(images::upload)
+        .service(images::list)
+        .service(sites::create)
+        .service(sites::list)
+        .service(sites::rotate_secret)
+        .service(keys::create);
+}
+
+/// The `OpenAPI` document of the owner API, from what [`configure`] registers (built once at startup).
+pub fn openapi() -> OpenApi {
+    use utoipa_actix_web::AppExt as _;
+    let (_, mut api) = actix_web::App::new()
+        .into_utoipa_app()
+        .configure(configure)
+        .split_for_parts();
+    api.info.title = "Cobot owner API".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Projects, images, sites and exports of a project owner. Every route takes \
+         `Authorization: Bearer <api key>`; errors are `{success, error, message}` with a stable `error` code."
+            .into(),
+    );
+    api.info.license = None;
+    api.info.contact = None;
+    api.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    api
+}
+
+/// A JSON body that may be absent (an empty body means every field's default).
+pub async fn optional_json<T: DeserializeOwned + Default>(
+    payload: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> Result<T, OwnerError> {
+    let bytes = body::read_limited(payload, req.headers(), limit).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let media = body::media_type(req.headers());
+    if !(media.is_empty() || media == "application/json") {
+        return Err(BodyError::UnsupportedMediaType("application/json").into());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| BodyError::Malformed(e.to_string()).into())
+}
 
 /// Prefix of every API key, so that a leaked key is recognisable by secret scanners.
 pub const API_KEY_PREFIX: &str = "cobot_";
@@ -41,6 +112,16 @@ impl From<StoreError> for OwnerError {
         match e {
             StoreError::Conflict(message) => OwnerError::Conflict(message),
             other => OwnerError::Store(other),
+        }
+    }
+}
+
+impl From<DomainError> for OwnerError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(message) => OwnerError::Invalid(message),
+            DomainError::NotFound(what) => OwnerError::NotFound(what),
+            DomainError::Store(e) => e.into(),
         }
     }
 }
