@@ -51,7 +51,7 @@ pub struct ImageLabel {
 }
 
 /// The project's labels as engine classes (in the project's order, the abstain label left out), and back.
-fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
+pub fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
     let classes: Vec<&LabelId> = project
         .labels
         .iter()
@@ -66,10 +66,14 @@ fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
     (index, classes)
 }
 
-/// The decision policy of a project. Projects do not configure their own thresholds yet: the engine's
-/// defaults (posterior 0.95, three distinct agreeing sources, a cap of ten votes) apply.
+/// The decision policy of a project: its own consensus settings, the engine's defaults for the rest.
 pub fn policy(project: &Project) -> Policy {
-    Policy::new(u16::try_from(class_index(project).1.len()).unwrap_or(u16::MAX))
+    Policy {
+        threshold: project.consensus.threshold,
+        min_agreeing: project.consensus.min_agreeing,
+        max_votes: project.consensus.max_votes,
+        ..Policy::new(u16::try_from(class_index(project).1.len()).unwrap_or(u16::MAX))
+    }
 }
 
 /// What serving must change after a vote on an unknown image.
@@ -88,7 +92,21 @@ pub enum ServingChange {
 /// The image's state is a function of its votes, which the store appends in the same atomic step as the
 /// contribution: whatever happens after that step can be recomputed from them.
 pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
-    let (index, classes) = class_index(project);
+    let classes = class_index(project).1;
+    let policy = policy(project);
+    let state = online_state(project, votes);
+    match state.decision() {
+        Decision::Open => ServingChange::Keep,
+        Decision::Decided { label, .. } if controls::should_promote(&state, &policy) => classes
+            .get(usize::from(label.0))
+            .map_or(ServingChange::Retire, |id| ServingChange::Promote((*id).clone())),
+        Decision::Decided { .. } | Decision::Contested => ServingChange::Retire,
+    }
+}
+
+/// An image's state under the online rule after its votes (in acknowledgement order).
+pub fn online_state(project: &Project, votes: &[LabelId]) -> ImageState {
+    let index = class_index(project).0;
     let policy = policy(project);
     // No batch run has learned the crowd yet: every vote is assumed right with the policy's prior accuracy.
     let model = CrowdModel::uninformed(&policy);
@@ -97,13 +115,7 @@ pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
         let answer = index.get(vote).map_or(Answer::Abstain, |l| Answer::Label(*l));
         online::record_vote(&mut state, Source::Anonymous, answer, &policy, &model);
     }
-    match state.decision() {
-        Decision::Open => ServingChange::Keep,
-        Decision::Decided { label, .. } if controls::should_promote(&state, &policy) => classes
-            .get(usize::from(label.0))
-            .map_or(ServingChange::Retire, |id| ServingChange::Promote((*id).clone())),
-        Decision::Decided { .. } | Decision::Contested => ServingChange::Retire,
-    }
+    state
 }
 
 /// Runs the default batch method (Dawid–Skene, gold clamped) over every contribution of a project and

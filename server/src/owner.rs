@@ -2,8 +2,7 @@
 //!
 //! The command line calls these today; the owner API will call the same functions.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{Context as _, bail, ensure};
@@ -11,9 +10,7 @@ use protocol::{LabelId, SiteKey, SiteSecret};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 
-use crate::model::{
-    ConsensusSettings, ImageId, LabelDef, NewImage, NewProject, Project, ProjectId, Site, Texts, now, rfc3339,
-};
+use crate::model::{ConsensusSettings, LabelDef, NewImage, NewProject, Project, ProjectId, Site, Texts, now};
 use crate::routes::siteverify::secret_hash;
 use crate::store::Store;
 use crate::token::hex;
@@ -305,115 +302,4 @@ pub enum ExportWhat {
 pub enum ExportFormat {
     Jsonl,
     Csv,
-}
-
-/// Writes a project's raw contributions, or its labels (gold labels, and for unknowns the consensus: decided,
-/// contested or open, with the posterior of the leading label), as JSON lines or CSV.
-pub async fn export(
-    store: &impl Store,
-    project_id: ProjectId,
-    what: ExportWhat,
-    format: ExportFormat,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let Some(project) = store.project(project_id).await? else {
-        bail!("there is no project {project_id}")
-    };
-    let images: BTreeMap<ImageId, _> = store
-        .images(project_id)
-        .await?
-        .into_iter()
-        .map(|i| (i.id, i))
-        .collect();
-    let contributions = store.contributions(project_id).await?;
-    let mut rows: Vec<Row> = Vec::new();
-    match what {
-        ExportWhat::Contributions => {
-            for c in &contributions {
-                let name = images.get(&c.contribution.image).map_or("", |i| i.name.as_str());
-                rows.push(row([
-                    ("seq", c.seq.into()),
-                    ("image", name.into()),
-                    ("label", c.contribution.label.as_str().into()),
-                    ("at", rfc3339(c.contribution.at).into()),
-                    ("sitekey", c.contribution.sitekey.as_str().into()),
-                ]));
-            }
-        }
-        ExportWhat::Labels => {
-            // Consensus over all contributions; gold labels are the owner's own.
-            let metas: Vec<_> = images.values().cloned().collect();
-            for label in crate::labels::estimate(&project, &metas, &contributions) {
-                let name = images.get(&label.image).map_or("", |i| i.name.as_str());
-                let (leading, confidence) = label
-                    .leading
-                    .map_or((serde_json::Value::Null, serde_json::Value::Null), |(l, p)| {
-                        (l.as_str().into(), p.into())
-                    });
-                rows.push(row([
-                    ("image", name.into()),
-                    (
-                        "label",
-                        label.label.map_or(serde_json::Value::Null, |l| l.as_str().into()),
-                    ),
-                    ("status", label.status.as_str().into()),
-                    (
-                        "confidence",
-                        if label.status == crate::labels::Status::Gold {
-                            1.0.into()
-                        } else {
-                            confidence
-                        },
-                    ),
-                    ("leading", leading),
-                    ("votes", label.votes.into()),
-                ]));
-            }
-        }
-    }
-    write_rows(&rows, format, out)
-}
-
-/// One exported record, its fields in a fixed order (the CSV columns, and the JSON keys in the same order).
-struct Row(Vec<(&'static str, serde_json::Value)>);
-
-impl serde::Serialize for Row {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-fn row<const N: usize>(fields: [(&'static str, serde_json::Value); N]) -> Row {
-    Row(fields.into())
-}
-
-fn write_rows(rows: &[Row], format: ExportFormat, out: &mut impl Write) -> anyhow::Result<()> {
-    match format {
-        ExportFormat::Jsonl => {
-            for r in rows {
-                serde_json::to_writer(&mut *out, r)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        ExportFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(out);
-            if let Some(first) = rows.first() {
-                writer.write_record(first.0.iter().map(|(k, _)| k))?;
-            }
-            for r in rows {
-                writer.write_record(r.0.iter().map(|(_, v)| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    serde_json::Value::Null => String::new(),
-                    other => other.to_string(),
-                }))?;
-            }
-            writer.flush()?;
-        }
-    }
-    Ok(())
 }

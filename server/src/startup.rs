@@ -119,6 +119,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{id}/image/{n}", web::get().to(challenge::image))
             .route("/{id}/answer", web::post().to(challenge::answer)),
     )
+    // FIXME(owner-api): the exports alone until the owner API's own `configure` registers every owner route.
+    .service(
+        utoipa_actix_web::scope(protocol::owner::paths::PROJECTS)
+            .configure(crate::routes::owner::exports::configure),
+    )
     .service(
         web::scope("")
             .wrap(middleware::Compress::default())

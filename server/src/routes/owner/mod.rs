@@ -14,6 +14,8 @@ use crate::startup::AppState;
 use crate::store::{Store, StoreError};
 use protocol::SiteKey;
 
+pub mod exports;
+
 /// Prefix of every API key, so that a leaked key is recognisable by secret scanners.
 pub const API_KEY_PREFIX: &str = "cobot_";
 
