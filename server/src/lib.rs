@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod exports;
+pub mod intake;
 pub mod labels;
 pub mod model;
 pub mod owner;
