@@ -6,6 +6,7 @@ mod challenge;
 mod durability;
 mod helpers;
 mod owner_cli;
+mod owner_exports;
 mod pow;
 mod redis_faults;
 mod redis_instances;
