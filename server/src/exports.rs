@@ -251,7 +251,7 @@ impl Consensus {
                 _ => None,
             })
             .collect();
-        (!decided.is_empty()).then(|| decided.iter().sum::<f64>() / decided.len() as f64)
+        (!decided.is_empty()).then(|| decided.iter().sum::<f64>() / as_f64(decided.len() as u64))
     }
 }
 
@@ -331,7 +331,7 @@ pub async fn progress(store: &impl Store, project: &Project) -> Result<Progress,
         votes_by_label,
         contributions_per_day,
         estimated_label_accuracy: consensus.estimated_accuracy(),
-        control_pass_rate: (answered > 0).then(|| passed as f64 / answered as f64),
+        control_pass_rate: (answered > 0).then(|| as_f64(passed) / as_f64(answered)),
     })
 }
 
@@ -584,6 +584,11 @@ fn entry_path(
     let path = format!("{label}/{stem}-{}.{ext}", meta.id.0);
     taken.insert(path.clone());
     path
+}
+
+#[allow(clippy::cast_precision_loss)] // counts of images and answers, far below 2^52
+fn as_f64(n: u64) -> f64 {
+    n as f64
 }
 
 fn index32(i: usize) -> u32 {

@@ -132,9 +132,9 @@ impl OwnedApp {
                 .get(self.app.url(&image.url))
                 .send()
                 .await
-                .unwrap();
+                .expect("an image request");
             assert_eq!(resp.status(), 200);
-            served.push(self.image_by_bytes(&resp.bytes().await.unwrap()));
+            served.push(self.image_by_bytes(&resp.bytes().await.expect("image bytes")));
         }
         let reply = self
             .app
@@ -204,12 +204,15 @@ fn json_lines(text: &str) -> Vec<Value> {
 
 fn assert_attachment(resp: &reqwest::Response, content_type: &str, filename: &str) {
     assert_eq!(resp.headers()["content-type"], content_type);
-    let disposition = resp.headers()["content-disposition"].to_str().unwrap();
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .expect("an ASCII header");
     assert!(disposition.starts_with("attachment"), "{disposition}");
     assert!(disposition.contains(filename), "{disposition}");
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one scenario, each export checked against the votes and the others
 async fn the_exports_say_what_was_answered() {
     let app = OwnedApp::spawn().await;
     let (answered, stored) = cast_votes(&app, 60).await;
@@ -409,9 +412,9 @@ async fn the_exports_say_what_was_answered() {
 
 /// Checks an archive with `unzip -t` and returns its files by path.
 fn unzip(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("export.zip");
-    std::fs::write(&path, archive).unwrap();
+    std::fs::write(&path, archive).expect("write the archive");
     let test = std::process::Command::new("unzip")
         .arg("-t")
         .arg(&path)
@@ -424,18 +427,23 @@ fn unzip(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
         .arg(&out)
         .arg(&path)
         .status()
-        .unwrap();
+        .expect("unzip runs");
     assert!(status.success());
     let mut files = BTreeMap::new();
     let mut stack = vec![out.clone()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
+        for entry in std::fs::read_dir(dir).expect("list the extracted files") {
+            let path = entry.expect("a directory entry").path();
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let name = path.strip_prefix(&out).unwrap().to_str().unwrap().to_owned();
-                files.insert(name, std::fs::read(&path).unwrap());
+                let name = path
+                    .strip_prefix(&out)
+                    .expect("under the output")
+                    .to_str()
+                    .expect("a UTF-8 name")
+                    .to_owned();
+                files.insert(name, std::fs::read(&path).expect("read an extracted file"));
             }
         }
     }

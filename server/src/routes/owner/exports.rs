@@ -157,7 +157,7 @@ async fn contributions(
     Ok(attachment("application/x-ndjson", &filename).streaming(body))
 }
 
-/// The gold and decided images in ImageFolder layout (`<label>/<external id>.png`, one folder per label) with
+/// The gold and decided images in `ImageFolder` layout (`<label>/<external id>.png`, one folder per label) with
 /// a `labels.csv` index: a training set. Stored entries, ZIP64 when needed. Streamed.
 #[utoipa::path(
     tag = "exports",
