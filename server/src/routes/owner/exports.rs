@@ -236,3 +236,43 @@ where
     });
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa_actix_web::AppExt as _;
+
+    #[test]
+    fn the_openapi_document_describes_the_export_routes_and_their_bodies() {
+        let (_, api) = actix_web::App::new()
+            .into_utoipa_app()
+            .service(utoipa_actix_web::scope(protocol::owner::paths::PROJECTS).configure(super::configure))
+            .split_for_parts();
+        let paths: Vec<&str> = api.paths.paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/v1/projects/{id}/contributions",
+                "/api/v1/projects/{id}/export.zip",
+                "/api/v1/projects/{id}/labels",
+                "/api/v1/projects/{id}/progress",
+            ]
+        );
+        let schemas = api.components.expect("components").schemas;
+        for schema in [
+            "Progress",
+            "LabelRecord",
+            "ContributionRecord",
+            "StatusCounts",
+            "DayCount",
+        ] {
+            assert!(
+                schemas.contains_key(schema),
+                "{schema} missing: {:?}",
+                schemas.keys()
+            );
+        }
+        let json = serde_json::to_value(&api.paths.paths["/api/v1/projects/{id}/labels"]).expect("JSON");
+        assert!(json.to_string().contains("application/x-ndjson"), "{json}");
+        assert!(json.to_string().contains("\"format\""), "{json}");
+    }
+}
