@@ -51,7 +51,7 @@ pub struct ImageLabel {
 }
 
 /// The project's labels as engine classes (in the project's order, the abstain label left out), and back.
-fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
+pub fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
     let classes: Vec<&LabelId> = project
         .labels
         .iter()

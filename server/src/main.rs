@@ -133,8 +133,28 @@ async fn main() -> anyhow::Result<()> {
                 Format::Jsonl => ExportFormat::Jsonl,
                 Format::Csv => ExportFormat::Csv,
             };
-            let mut out = std::io::stdout().lock();
-            owner::export(&store, ProjectId(id), what, format, &mut out).await
+            // The same domain code as the owner API's exports, writing to standard output.
+            let project = server::store::Store::project(&store, ProjectId(id))
+                .await?
+                .with_context(|| format!("there is no project {id}"))?;
+            let mut out = server::exports::WriteSink(std::io::BufWriter::new(std::io::stdout().lock()));
+            match (what, format) {
+                (ExportWhat::Labels, format) => {
+                    let format = match format {
+                        ExportFormat::Jsonl => server::exports::LabelsFormat::Jsonl,
+                        ExportFormat::Csv => server::exports::LabelsFormat::Csv,
+                    };
+                    let consensus = server::exports::Consensus::collect(&store, &project).await?;
+                    server::exports::write_labels(&store, &project, &consensus, format, &mut out).await?;
+                }
+                (ExportWhat::Contributions, ExportFormat::Jsonl) => {
+                    server::exports::write_contributions(&store, &project, &mut out).await?;
+                }
+                (ExportWhat::Contributions, ExportFormat::Csv) => {
+                    anyhow::bail!("contributions are exported as JSON lines only (--format jsonl)")
+                }
+            }
+            std::io::Write::flush(&mut out.0).context("cannot write the export")
         }
         Command::Site(SiteCommand::Create {
             hostnames,

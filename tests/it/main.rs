@@ -8,6 +8,7 @@ mod durability;
 mod helpers;
 mod owner_api;
 mod owner_cli;
+mod owner_exports;
 mod pow;
 mod redis_faults;
 mod redis_instances;

@@ -115,9 +115,9 @@ fn exports_come_as_csv_too() {
     );
     let mut lines = labels.lines();
     let header = lines.next().unwrap();
-    assert_eq!(header, "image,label,status,confidence,leading,votes");
+    assert_eq!(header, "image,external_id,status,label,confidence,votes");
     // 6 gold + 12 unknown images, one row each.
     assert_eq!(lines.count(), 18);
-    assert_eq!(labels.matches(",flat,gold,1.0,").count(), 6, "{labels}");
-    assert_eq!(labels.matches(",,open,").count(), 12, "{labels}");
+    assert_eq!(labels.matches(",gold,flat,1,").count(), 6, "{labels}");
+    assert_eq!(labels.matches(",open,,,").count(), 12, "{labels}");
 }

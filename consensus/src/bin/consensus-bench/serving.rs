@@ -79,7 +79,8 @@ fn simulate(seed: u64, strategy: Strategy) -> Outcome {
     let mut states = vec![ImageState::default(); IMAGES];
     // Open images, for uniform sampling; an image leaves it once decided or contested.
     let mut open: Vec<usize> = (0..IMAGES).collect();
-    let mut priorities = vec![online::priority(&ImageState::default(), &policy, &model).unwrap_or(0.0); IMAGES];
+    let mut priorities =
+        vec![online::priority(&ImageState::default(), &policy, &model).unwrap_or(0.0); IMAGES];
     for _ in 0..IMAGES * BUDGET_PER_IMAGE {
         if open.is_empty() {
             break;
@@ -88,7 +89,11 @@ fn simulate(seed: u64, strategy: Strategy) -> Outcome {
             Strategy::Uniform => rng.below(open.len()),
             Strategy::PowerOfTwo => {
                 let (a, b) = (rng.below(open.len()), rng.below(open.len()));
-                if priorities[open[b]] > priorities[open[a]] { b } else { a }
+                if priorities[open[b]] > priorities[open[a]] {
+                    b
+                } else {
+                    a
+                }
             }
         };
         let image = open[slot];
@@ -140,7 +145,10 @@ pub fn markdown() -> String {
     );
     for (name, strategy) in [
         ("uniform among open images", Strategy::Uniform),
-        ("**better of two by priority** (the server's)", Strategy::PowerOfTwo),
+        (
+            "**better of two by priority** (the server's)",
+            Strategy::PowerOfTwo,
+        ),
     ] {
         let mut total = Outcome::default();
         for seed in SEEDS {

@@ -40,7 +40,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sites::create)
         .service(sites::list)
         .service(sites::rotate_secret)
-        .service(keys::create);
+        .service(keys::create)
+        .configure(exports::configure);
 }
 
 /// The `OpenAPI` document of the owner API, from what [`configure`] registers (built once at startup).
@@ -84,6 +85,7 @@ pub async fn optional_json<T: DeserializeOwned + Default>(
     }
     serde_json::from_slice(&bytes).map_err(|e| BodyError::Malformed(e.to_string()).into())
 }
+pub mod exports;
 
 /// Prefix of every API key, so that a leaked key is recognisable by secret scanners.
 pub const API_KEY_PREFIX: &str = "cobot_";
