@@ -1,7 +1,7 @@
 //! The owner API's bodies: what project owners (public bodies) and their tools exchange with the server.
 //!
 //! Every route is under `/api/v1/` and takes `Authorization: Bearer <api key>`. Errors are [`crate::ApiError`].
-//! With the `openapi` feature, every type here derives `utoipa::ToSchema`, and the server's OpenAPI document
+//! With the `openapi` feature, every type here derives `utoipa::ToSchema`, and the server's `OpenAPI` document
 //! (`/api/v1/openapi.json`) is generated from them.
 
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 //! `token` signs and checks verification tokens; `owner` holds the project owners' and operators' tools.
 
 pub mod config;
+pub mod intake;
 pub mod labels;
 pub mod model;
 pub mod owner;

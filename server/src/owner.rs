@@ -11,18 +11,13 @@ use protocol::{LabelId, SiteKey, SiteSecret};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 
+use crate::intake;
 use crate::model::{
     ConsensusSettings, ImageId, LabelDef, NewImage, NewProject, Project, ProjectId, Site, Texts, now, rfc3339,
 };
 use crate::routes::siteverify::secret_hash;
 use crate::store::Store;
 use crate::token::hex;
-
-/// Images larger than this on either side are refused (decoding bombs, and nobody labels a poster).
-const MAX_IMAGE_SIDE: u32 = 4096;
-/// Images are served at most this large: re-encoding shrinks what every citizen downloads.
-const SERVED_MAX_SIDE: u32 = 512;
-const MAX_IMAGE_FILE: u64 = 20 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,28 +128,10 @@ fn parse_labels_csv(dir: &Path, project: &NewProject) -> anyhow::Result<HashMap<
     Ok(known)
 }
 
-/// Decodes an image (with limits), drops every metadata chunk and re-encodes it as PNG, at most
-/// `SERVED_MAX_SIDE` pixels on a side.
-pub fn sanitise_image(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
-    limits.max_alloc = Some(256 * 1024 * 1024);
-    reader.limits(limits);
-    ensure!(reader.format().is_some(), "not a PNG or JPEG image");
-    let mut img = reader.decode().context("cannot decode the image")?;
-    if img.width() > SERVED_MAX_SIDE || img.height() > SERVED_MAX_SIDE {
-        img = img.thumbnail(SERVED_MAX_SIDE, SERVED_MAX_SIDE);
-    }
-    let mut out = Vec::new();
-    img.to_rgb8()
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
-    Ok(out)
-}
-
-/// Imports a project from a folder holding `project.toml`, `labels.csv` and the images (PNG or JPEG).
+/// Imports a project from a folder holding `project.toml`, `labels.csv` and the images (JPEG, PNG or WebP).
 /// Images listed in `labels.csv` are gold (their label is known); the others are unknowns to label.
+/// Every image goes through [`intake::accept`], which recognises the format from the content (the file name
+/// only tells images from other files) and stores a normalised tile without metadata.
 /// Nothing is stored unless the whole folder is valid.
 pub async fn import_project(store: &impl Store, dir: &Path) -> anyhow::Result<Imported> {
     let project = parse_project_file(dir)?;
@@ -174,28 +151,32 @@ pub async fn import_project(store: &impl Store, dir: &Path) -> anyhow::Result<Im
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
-            bail!("{name}: only .png, .jpg and .jpeg images can be imported");
+        if !matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "webp")) {
+            bail!("{name}: only .png, .jpg, .jpeg and .webp images can be imported");
         }
         names.push(name);
     }
     names.sort();
+    let limits = intake::Limits::default();
     let mut images = Vec::with_capacity(names.len());
     for name in names {
         let path = dir.join(&name);
+        // Checked before reading too, so that a huge file is not read into memory only to be refused.
         let size = std::fs::metadata(&path)?.len();
         ensure!(
-            size <= MAX_IMAGE_FILE,
-            "{name}: larger than {MAX_IMAGE_FILE} bytes"
+            usize::try_from(size).is_ok_and(|size| size <= limits.max_file_bytes),
+            "{name}: {size} bytes, more than the {} allowed",
+            limits.max_file_bytes
         );
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {name}"))?;
-        let bytes = sanitise_image(&bytes).with_context(|| format!("{name}: not a usable image"))?;
+        let accepted =
+            intake::accept(&bytes, &limits).with_context(|| format!("{name}: not a usable image"))?;
         let known_label = known.remove(&name);
         images.push(NewImage {
-            content_hash: hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()),
+            content_hash: accepted.content_hash,
             name,
-            content_type: "image/png".into(),
-            bytes,
+            content_type: accepted.content_type.into(),
+            bytes: accepted.bytes,
             known_label,
         });
     }

@@ -23,7 +23,7 @@ async fn a_challenge_from_one_instance_is_answered_at_another_and_verified_at_th
         assert_eq!(image.status(), 200);
         assert_eq!(
             image.headers()["content-type"].to_str().expect("ascii"),
-            "image/png"
+            "image/jpeg"
         );
     }
     let answer = deployment.post_answer(1, id).await.expect("a reply");

@@ -9,13 +9,13 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use rand::seq::IndexedRandom;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::ephemeral::ExpiringMap;
 use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
     AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
-    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState, now,
+    NewProject, Owner, OwnerId, Project, ProjectId, Serving, Site, Slot, TokenState, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -28,8 +28,25 @@ const SITE_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("site_sec
 const CONTRIBUTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("contributions");
 /// Image id -> JSON list of the labels voted for it, appended in the contribution's transaction.
 const IMAGE_VOTES: TableDefinition<u64, &[u8]> = TableDefinition::new("image_votes");
-/// Image id -> how it is served now that the crowd decided: `""` retired, else the label it controls with.
+/// Image id -> how it is served now that the crowd decided: `""` retired, [`REOPENED`] an unknown again,
+/// else the label it controls with.
 const SERVING_CHANGES: TableDefinition<u64, &str> = TableDefinition::new("serving_changes");
+/// (project, image) -> (): a project's images in id order, for paging.
+const PROJECT_IMAGES: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_images");
+/// (project, content hash) -> image id: a project holds each content once.
+const CONTENT_HASHES: TableDefinition<(u64, &str), u64> = TableDefinition::new("content_hashes");
+/// (project, sequence number) -> (): a project's contributions in order, for paging.
+const PROJECT_CONTRIBUTIONS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_contributions");
+/// Image id -> (passed, failed) answers to it as a control.
+const CONTROL_STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("control_stats");
+const OWNERS: TableDefinition<u64, &[u8]> = TableDefinition::new("owners");
+const OWNER_NAMES: TableDefinition<&str, u64> = TableDefinition::new("owner_names");
+/// Hex SHA-256 of an API key -> its record.
+const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+
+/// The `SERVING_CHANGES` value of a control that was re-opened: served as an unknown again. Not a label id
+/// (those are lower-case words), so it cannot be mistaken for one.
+const REOPENED: &str = "?";
 
 /// Bounds on short-lived state, so that a flood of challenge requests cannot exhaust memory.
 const MAX_CHALLENGES: usize = 1_000_000;
@@ -85,6 +102,14 @@ impl EmbeddedStore {
         txn.open_table(SITES).map_err(unavailable)?;
         txn.open_table(SITE_SECRETS).map_err(unavailable)?;
         txn.open_table(SERVING_CHANGES).map_err(unavailable)?;
+        txn.open_table(PROJECT_IMAGES).map_err(unavailable)?;
+        txn.open_table(CONTENT_HASHES).map_err(unavailable)?;
+        txn.open_table(PROJECT_CONTRIBUTIONS).map_err(unavailable)?;
+        txn.open_table(CONTROL_STATS).map_err(unavailable)?;
+        txn.open_table(OWNERS).map_err(unavailable)?;
+        txn.open_table(OWNER_NAMES).map_err(unavailable)?;
+        txn.open_table(API_KEYS).map_err(unavailable)?;
+        migrate_indexes(&txn)?;
         txn.commit().map_err(unavailable)?;
 
         let store = Self {
@@ -129,6 +154,8 @@ impl EmbeddedStore {
             match changes.get(&meta.id.0).map(String::as_str) {
                 // Retired by the consensus: decided or contested, no longer served.
                 Some("") => continue,
+                // A control humans failed too often: an unknown again.
+                Some(REOPENED) => meta.known_label = None,
                 Some(label) => meta.known_label = Some(LabelId::parse(label).map_err(unavailable)?),
                 None => {}
             }
@@ -138,20 +165,24 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Records durably how an unknown image is served from now on (not at all, or as a control), then
-    /// updates the in-memory serving index to match.
+    /// Records durably how an image is served from now on (not at all, as a control, or as an unknown
+    /// again), then updates the in-memory serving index to match.
     async fn change_serving(
         &self,
         project: ProjectId,
         image: ImageId,
-        control: Option<LabelId>,
+        to: Serving,
     ) -> Result<(), StoreError> {
-        let label = control.clone();
+        let value = match &to {
+            Serving::Retired => String::new(),
+            Serving::Unknown => REOPENED.to_owned(),
+            Serving::Control(label) => label.as_str().to_owned(),
+        };
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             txn.open_table(SERVING_CHANGES)
                 .map_err(unavailable)?
-                .insert(image.0, label.as_ref().map_or("", LabelId::as_str))
+                .insert(image.0, value.as_str())
                 .map_err(unavailable)?;
             txn.commit().map_err(unavailable)
         })
@@ -162,10 +193,11 @@ impl EmbeddedStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let index = serving.entry(project).or_default();
         index.unknowns.retain(|id| *id != image);
-        if let Some(label) = control
-            && !index.controls.iter().any(|(id, _)| *id == image)
-        {
-            index.controls.push((image, label));
+        index.controls.retain(|(id, _)| *id != image);
+        match to {
+            Serving::Control(label) => index.controls.push((image, label)),
+            Serving::Unknown => index.unknowns.push(image),
+            Serving::Retired => {}
         }
         Ok(())
     }
@@ -217,6 +249,105 @@ where
     value.map(|v| decode(v.value())).transpose()
 }
 
+/// Stores one image of `project` unless the project holds its content already. Inside the caller's write
+/// transaction, so that the check and the insert are one step.
+fn insert_image(
+    txn: &redb::WriteTransaction,
+    project: ProjectId,
+    image: NewImage,
+) -> Result<AddedImage, StoreError> {
+    {
+        let hashes = txn.open_table(CONTENT_HASHES).map_err(unavailable)?;
+        let existing = hashes
+            .get((project.0, image.content_hash.as_str()))
+            .map_err(unavailable)?
+            .map(|v| v.value());
+        if let Some(existing) = existing {
+            let images = txn.open_table(IMAGES).map_err(unavailable)?;
+            let meta = images.get(existing).map_err(unavailable)?;
+            let meta = meta.ok_or_else(|| unavailable("content hash of a missing image"))?;
+            return Ok(AddedImage::Duplicate(decode(meta.value())?));
+        }
+    }
+    let image_id = ImageId(next_id(txn, "image")?);
+    let meta = ImageMeta {
+        id: image_id,
+        project,
+        name: image.name,
+        content_type: image.content_type,
+        known_label: image.known_label,
+        content_hash: image.content_hash,
+    };
+    txn.open_table(IMAGES)
+        .map_err(unavailable)?
+        .insert(image_id.0, encode(&meta)?.as_slice())
+        .map_err(unavailable)?;
+    txn.open_table(IMAGE_BYTES)
+        .map_err(unavailable)?
+        .insert(image_id.0, image.bytes.as_slice())
+        .map_err(unavailable)?;
+    txn.open_table(PROJECT_IMAGES)
+        .map_err(unavailable)?
+        .insert((project.0, image_id.0), ())
+        .map_err(unavailable)?;
+    if !meta.content_hash.is_empty() {
+        txn.open_table(CONTENT_HASHES)
+            .map_err(unavailable)?
+            .insert((project.0, meta.content_hash.as_str()), image_id.0)
+            .map_err(unavailable)?;
+    }
+    Ok(AddedImage::Stored(meta))
+}
+
+/// Databases written before the owner API have no per-project indexes: build them once, from the records.
+fn migrate_indexes(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut project_images = txn.open_table(PROJECT_IMAGES).map_err(unavailable)?;
+    if project_images.is_empty().map_err(unavailable)? {
+        let images = txn.open_table(IMAGES).map_err(unavailable)?;
+        let mut hashes = txn.open_table(CONTENT_HASHES).map_err(unavailable)?;
+        for row in images.iter().map_err(unavailable)? {
+            let (_, v) = row.map_err(unavailable)?;
+            let meta: ImageMeta = decode(v.value())?;
+            project_images
+                .insert((meta.project.0, meta.id.0), ())
+                .map_err(unavailable)?;
+            if !meta.content_hash.is_empty() {
+                hashes
+                    .insert((meta.project.0, meta.content_hash.as_str()), meta.id.0)
+                    .map_err(unavailable)?;
+            }
+        }
+    }
+    let mut project_contributions = txn.open_table(PROJECT_CONTRIBUTIONS).map_err(unavailable)?;
+    if project_contributions.is_empty().map_err(unavailable)? {
+        let contributions = txn.open_table(CONTRIBUTIONS).map_err(unavailable)?;
+        for row in contributions.iter().map_err(unavailable)? {
+            let (k, v) = row.map_err(unavailable)?;
+            let contribution: Contribution = decode(v.value())?;
+            project_contributions
+                .insert((contribution.project.0, k.value()), ())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every record of a table whose values are JSON, in key order.
+fn all_json<K, T>(db: &Database, table: TableDefinition<K, &[u8]>) -> Result<Vec<T>, StoreError>
+where
+    K: redb::Key + 'static,
+    T: serde::de::DeserializeOwned,
+{
+    let txn = db.begin_read().map_err(unavailable)?;
+    let table = txn.open_table(table).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for row in table.iter().map_err(unavailable)? {
+        let (_, v) = row.map_err(unavailable)?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
 impl Store for EmbeddedStore {
     async fn create_project(
         &self,
@@ -236,24 +367,15 @@ impl Store for EmbeddedStore {
                         .map_err(unavailable)?;
                 }
                 for image in images {
-                    let image_id = ImageId(next_id(&txn, "image")?);
-                    let meta = ImageMeta {
-                        id: image_id,
-                        project: id,
-                        name: image.name,
-                        content_type: image.content_type,
-                        known_label: image.known_label,
-                        content_hash: image.content_hash,
-                    };
-                    txn.open_table(IMAGES)
-                        .map_err(unavailable)?
-                        .insert(image_id.0, encode(&meta)?.as_slice())
-                        .map_err(unavailable)?;
-                    txn.open_table(IMAGE_BYTES)
-                        .map_err(unavailable)?
-                        .insert(image_id.0, image.bytes.as_slice())
-                        .map_err(unavailable)?;
-                    metas.push(meta);
+                    match insert_image(&txn, id, image)? {
+                        AddedImage::Stored(meta) => metas.push(meta),
+                        AddedImage::Duplicate(meta) => {
+                            return Err(StoreError::Conflict(format!(
+                                "two images of the new project have the same content as {}",
+                                meta.name
+                            )));
+                        }
+                    }
                 }
                 txn.commit().map_err(unavailable)?;
                 Ok((project, metas))
@@ -434,6 +556,10 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?
                 .insert(seq, encode(&contribution)?.as_slice())
                 .map_err(unavailable)?;
+            txn.open_table(PROJECT_CONTRIBUTIONS)
+                .map_err(unavailable)?
+                .insert((contribution.project.0, seq), ())
+                .map_err(unavailable)?;
             // The image's votes, in the same transaction: its consensus state is as durable as the vote.
             {
                 let mut votes_table = txn.open_table(IMAGE_VOTES).map_err(unavailable)?;
@@ -462,7 +588,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn retire_unknown(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
-        self.change_serving(project, image, None).await
+        self.change_serving(project, image, Serving::Retired).await
     }
 
     async fn promote_control(
@@ -471,7 +597,7 @@ impl Store for EmbeddedStore {
         image: ImageId,
         label: LabelId,
     ) -> Result<(), StoreError> {
-        self.change_serving(project, image, Some(label)).await
+        self.change_serving(project, image, Serving::Control(label)).await
     }
 
     async fn contributions(&self, project: ProjectId) -> Result<Vec<StoredContribution>, StoreError> {
@@ -494,69 +620,306 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    // FIXME(owner-api): placeholder bodies until the backend implements the owner API's methods.
-    async fn reopen(&self, _project: ProjectId, _image: ImageId) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+    async fn reopen(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError> {
+        self.change_serving(project, image, Serving::Unknown).await
     }
-    async fn serving(&self, _project: ProjectId, _images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn serving(&self, project: ProjectId, images: &[ImageId]) -> Result<Vec<Serving>, StoreError> {
+        let images = images.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let abstain = match txn
+                .open_table(PROJECTS)
+                .map_err(unavailable)?
+                .get(project.0)
+                .map_err(unavailable)?
+            {
+                Some(v) => decode::<Project>(v.value())?.abstain,
+                None => None,
+            };
+            let metas = txn.open_table(IMAGES).map_err(unavailable)?;
+            let changes = txn.open_table(SERVING_CHANGES).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(images.len());
+            for id in images {
+                let Some(meta) = metas.get(id.0).map_err(unavailable)? else {
+                    out.push(Serving::Retired);
+                    continue;
+                };
+                let meta: ImageMeta = decode(meta.value())?;
+                let change = changes
+                    .get(id.0)
+                    .map_err(unavailable)?
+                    .map(|v| v.value().to_owned());
+                out.push(match (change.as_deref(), meta.known_label) {
+                    (Some(""), _) => Serving::Retired,
+                    (Some(REOPENED), _) | (None, None) => Serving::Unknown,
+                    (Some(label), _) => Serving::Control(LabelId::parse(label).map_err(unavailable)?),
+                    (None, Some(label)) if Some(&label) == abstain.as_ref() => Serving::Retired,
+                    (None, Some(label)) => Serving::Control(label),
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
+
     async fn record_control_answer(
         &self,
         _project: ProjectId,
-        _image: ImageId,
-        _passed: bool,
+        image: ImageId,
+        passed: bool,
     ) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        self.blocking(move |db| {
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            // Statistics: no fsync of their own; the next durable commit (a contribution) carries them.
+            txn.set_durability(redb::Durability::None).map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(CONTROL_STATS).map_err(unavailable)?;
+                let (ok, ko) = table
+                    .get(image.0)
+                    .map_err(unavailable)?
+                    .map_or((0, 0), |v| v.value());
+                let counts = if passed { (ok + 1, ko) } else { (ok, ko + 1) };
+                table.insert(image.0, counts).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
-    async fn control_stats(&self, _project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn control_stats(&self, project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let images = txn.open_table(PROJECT_IMAGES).map_err(unavailable)?;
+            let stats = txn.open_table(CONTROL_STATS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in images
+                .range((project.0, 0)..=(project.0, u64::MAX))
+                .map_err(unavailable)?
+            {
+                let (k, ()) = row.map(|(k, _)| (k, ())).map_err(unavailable)?;
+                let image = k.value().1;
+                if let Some(v) = stats.get(image).map_err(unavailable)? {
+                    let (passed, failed) = v.value();
+                    out.push((ImageId(image), ControlStats { passed, failed }));
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
-    async fn create_owner(&self, _name: &str) -> Result<Owner, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn create_owner(&self, name: &str) -> Result<Owner, StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            if txn
+                .open_table(OWNER_NAMES)
+                .map_err(unavailable)?
+                .get(name.as_str())
+                .map_err(unavailable)?
+                .is_some()
+            {
+                return Err(StoreError::Conflict(format!(
+                    "an owner named {name} exists already"
+                )));
+            }
+            let owner = Owner {
+                id: OwnerId(next_id(&txn, "owner")?),
+                name,
+                created_at: now(),
+            };
+            txn.open_table(OWNER_NAMES)
+                .map_err(unavailable)?
+                .insert(owner.name.as_str(), owner.id.0)
+                .map_err(unavailable)?;
+            txn.open_table(OWNERS)
+                .map_err(unavailable)?
+                .insert(owner.id.0, encode(&owner)?.as_slice())
+                .map_err(unavailable)?;
+            txn.commit().map_err(unavailable)?;
+            Ok(owner)
+        })
+        .await
     }
+
     async fn owners(&self) -> Result<Vec<Owner>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        self.blocking(|db| all_json(db, OWNERS)).await
     }
-    async fn add_api_key(&self, _key: ApiKeyRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn add_api_key(&self, key: ApiKeyRecord) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut keys = txn.open_table(API_KEYS).map_err(unavailable)?;
+                if keys.get(key.hash.as_str()).map_err(unavailable)?.is_some() {
+                    return Err(StoreError::Conflict("this API key exists already".into()));
+                }
+                keys.insert(key.hash.as_str(), encode(&key)?.as_slice())
+                    .map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
-    async fn api_key(&self, _hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn api_key(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let hash = hash.to_owned();
+        self.blocking(move |db| get_json(db, API_KEYS, hash.as_str()))
+            .await
     }
+
     async fn projects(&self) -> Result<Vec<Project>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        self.blocking(|db| all_json(db, PROJECTS)).await
     }
-    async fn update_project(&self, _project: Project) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn update_project(&self, project: Project) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut projects = txn.open_table(PROJECTS).map_err(unavailable)?;
+                if projects.get(project.id.0).map_err(unavailable)?.is_none() {
+                    return Err(StoreError::Conflict(format!(
+                        "there is no project {}",
+                        project.id
+                    )));
+                }
+                projects
+                    .insert(project.id.0, encode(&project)?.as_slice())
+                    .map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
+
     async fn add_images(
         &self,
-        _project: ProjectId,
-        _images: Vec<NewImage>,
+        project: ProjectId,
+        images: Vec<NewImage>,
     ) -> Result<Vec<AddedImage>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let (added, abstain) = self
+            .blocking(move |db| {
+                let txn = db.begin_write().map_err(unavailable)?;
+                let abstain = match txn
+                    .open_table(PROJECTS)
+                    .map_err(unavailable)?
+                    .get(project.0)
+                    .map_err(unavailable)?
+                {
+                    Some(v) => decode::<Project>(v.value())?.abstain,
+                    None => return Err(StoreError::Conflict(format!("there is no project {project}"))),
+                };
+                let mut added = Vec::with_capacity(images.len());
+                for image in images {
+                    added.push(insert_image(&txn, project, image)?);
+                }
+                txn.commit().map_err(unavailable)?;
+                Ok((added, abstain))
+            })
+            .await?;
+        let mut serving = self
+            .serving
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let index = serving.entry(project).or_default();
+        for added in &added {
+            if let AddedImage::Stored(meta) = added {
+                index_image(index, meta, abstain.as_ref());
+            }
+        }
+        Ok(added)
     }
+
     async fn images_page(
         &self,
-        _project: ProjectId,
-        _after: Option<ImageId>,
-        _limit: usize,
+        project: ProjectId,
+        after: Option<ImageId>,
+        limit: usize,
     ) -> Result<Vec<ImageMeta>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        let start = after.map_or(0, |a| a.0.saturating_add(1));
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(PROJECT_IMAGES).map_err(unavailable)?;
+            let metas = txn.open_table(IMAGES).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for row in index
+                .range((project.0, start)..=(project.0, u64::MAX))
+                .map_err(unavailable)?
+            {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row.map_err(unavailable)?;
+                if let Some(meta) = metas.get(k.value().1).map_err(unavailable)? {
+                    out.push(decode(meta.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
+
     async fn contributions_page(
         &self,
-        _project: ProjectId,
-        _after: u64,
-        _limit: usize,
+        project: ProjectId,
+        after: u64,
+        limit: usize,
     ) -> Result<Vec<StoredContribution>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let index = txn.open_table(PROJECT_CONTRIBUTIONS).map_err(unavailable)?;
+            let records = txn.open_table(CONTRIBUTIONS).map_err(unavailable)?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for row in index
+                .range((project.0, after.saturating_add(1))..=(project.0, u64::MAX))
+                .map_err(unavailable)?
+            {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row.map_err(unavailable)?;
+                let seq = k.value().1;
+                if let Some(v) = records.get(seq).map_err(unavailable)? {
+                    out.push(StoredContribution {
+                        seq,
+                        contribution: decode(v.value())?,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
+
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+        self.blocking(|db| all_json(db, SITES)).await
     }
-    async fn update_site(&self, _site: Site) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not implemented yet".into()))
+
+    async fn update_site(&self, site: Site) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut sites = txn.open_table(SITES).map_err(unavailable)?;
+                let old: Site = match sites.get(site.sitekey.as_str()).map_err(unavailable)? {
+                    Some(v) => decode(v.value())?,
+                    None => return Err(StoreError::Conflict(format!("there is no site {}", site.sitekey))),
+                };
+                let mut secrets = txn.open_table(SITE_SECRETS).map_err(unavailable)?;
+                for hash in old.secret_hashes() {
+                    if !site.secret_hashes().any(|h| h == hash) {
+                        secrets.remove(hash).map_err(unavailable)?;
+                    }
+                }
+                for hash in site.secret_hashes() {
+                    secrets.insert(hash, site.sitekey.as_str()).map_err(unavailable)?;
+                }
+                sites
+                    .insert(site.sitekey.as_str(), encode(&site)?.as_slice())
+                    .map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
 }
