@@ -3,6 +3,7 @@
 
 mod browser;
 mod challenge;
+mod cobot_cli;
 mod durability;
 mod helpers;
 mod owner_cli;
