@@ -119,7 +119,10 @@ impl Api {
             };
             if !retryable || attempt == ATTEMPTS {
                 let resp = result.with_context(|| {
-                    format!("{method} {path}: cannot reach the server at {}", self.server)
+                    format!(
+                        "{method} {path}: cannot reach the server at {} (tried {attempt} time(s))",
+                        self.server
+                    )
                 })?;
                 return check_status(resp, method, path);
             }

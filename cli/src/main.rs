@@ -107,7 +107,7 @@ enum ProjectCommand {
 
 #[derive(Subcommand)]
 enum ImagesCommand {
-    /// Uploads the PNG and JPEG images of a folder. Rerun it after an interruption: files already
+    /// Uploads the PNG, JPEG and WebP images of a folder. Rerun it after an interruption: files already
     /// acknowledged are skipped, and the server never stores the same image twice.
     Upload {
         project: u64,

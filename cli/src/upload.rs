@@ -23,6 +23,8 @@ use crate::journal::{Entry, Journal, Outcome, Stamp};
 pub const LABELS_FILE: &str = "labels.csv";
 /// Not an image: the project description often sits in the same folder.
 const PROJECT_FILE: &str = "project.toml";
+/// What the server's intake decodes (it sniffs the bytes; the extension only keeps other files out).
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -217,6 +219,8 @@ fn record(journal: &mut Journal, summary: &mut Summary, batch: &[&LocalFile], re
 fn content_type(name: &str) -> &'static str {
     if has_extension(name, &["png"]) {
         "image/png"
+    } else if has_extension(name, &["webp"]) {
+        "image/webp"
     } else {
         "image/jpeg"
     }
@@ -230,7 +234,7 @@ fn has_extension(name: &str, extensions: &[&str]) -> bool {
 }
 
 /// The images of `dir`, by name. Dot files (the journal), `project.toml` and the labels file are skipped;
-/// any other file that is not a PNG or JPEG image is refused before anything is sent.
+/// any other file that is not a PNG, JPEG or WebP image is refused before anything is sent.
 pub fn list_images(dir: &Path, labels_file: Option<&Path>) -> anyhow::Result<Vec<LocalFile>> {
     let labels_path: Option<PathBuf> = labels_file.and_then(|p| p.canonicalize().ok());
     let mut files = Vec::new();
@@ -254,8 +258,8 @@ pub fn list_images(dir: &Path, labels_file: Option<&Path>) -> anyhow::Result<Vec
             continue;
         }
         ensure!(
-            has_extension(name, &["png", "jpg", "jpeg"]),
-            "{}: only .png, .jpg and .jpeg images can be uploaded; move this file out of the folder",
+            has_extension(name, IMAGE_EXTENSIONS),
+            "{}: only .png, .jpg, .jpeg and .webp images can be uploaded; move this file out of the folder",
             entry.path().display()
         );
         files.push(LocalFile {
