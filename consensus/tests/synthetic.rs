@@ -508,3 +508,38 @@ fn the_crowd_model_round_trips_through_json() {
     assert_eq!(back.sources.len(), estimate.model.sources.len());
     assert_eq!(back.class_prior.len(), 3);
 }
+
+/// A young project: gold on a class nobody has voted for yet, every vote on another class. Dawid–Skene
+/// must not explain those votes with the gold class (label switching), which would leave every image
+/// contested or wrongly labelled.
+#[test]
+fn a_class_with_gold_but_no_votes_does_not_take_over_the_others() {
+    let mut votes = Vec::new();
+    for item in 1..6u32 {
+        for _ in 0..3 {
+            votes.push(Vote {
+                item,
+                source: Source::Anonymous,
+                answer: Answer::Label(Label(1)),
+            });
+        }
+    }
+    let data = Dataset {
+        n_items: 6,
+        n_classes: 3,
+        votes,
+    };
+    let gold = [(0, Label(0))];
+    let estimate = batch::dawid_skene(&data, &gold, &EmOptions::default());
+    assert_eq!(estimate.labels[0], Some(Label(0)));
+    for item in 1..6 {
+        assert_eq!(estimate.labels[item], Some(Label(1)), "item {item}");
+    }
+    let crowd = &estimate.model.crowd;
+    for class in 0..3 {
+        let right = crowd.prob(Label(class), Label(class));
+        for other in (0..3).filter(|o| *o != class) {
+            assert!(right > crowd.prob(Label(class), Label(other)), "{crowd:?}");
+        }
+    }
+}

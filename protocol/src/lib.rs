@@ -394,6 +394,28 @@ pub mod checks {
     pub const POW: &str = "pow";
 }
 
+/// Test keys for integrators' own test suites, as hCaptcha and Turnstile offer: a sitekey and a secret that
+/// always pass, and a pair that always fail. They are public, so a site must never use them in production.
+///
+/// Challenges of a test sitekey work from any page (`localhost`, a CI host...), need no site on the server
+/// and harvest nothing: their question and their two images are built in, no answer is ever stored as a
+/// contribution. The test secrets are never looked up in the server's store. Both sitekeys have the UUID
+/// version nibble `f`, which no sitekey the server generates (version 4) can have. The secrets follow the
+/// sitekeys' pattern rather than hCaptcha's all-zero test secret: a string of zeros is what a configuration
+/// template or a test naturally puts for "no secret", and it must not turn into a secret that accepts all.
+pub mod test_keys {
+    /// Every well-formed answer to its image question passes and yields a token (`check: image`); its
+    /// accessible path (proof of work) works as for a real site, without the site's quota.
+    pub const PASS_SITEKEY: &str = "10000000-ffff-ffff-ffff-000000000001";
+    /// Every answer to its image question or its proof of work is a wrong answer: no token, ever.
+    pub const FAIL_SITEKEY: &str = "20000000-ffff-ffff-ffff-000000000002";
+    /// `siteverify` answers `success: true` for any non-empty `response`, a token or not, without consuming
+    /// it. Anyone can use it: a site whose backend holds it accepts every form.
+    pub const PASS_SECRET: &str = "0x10000000ffffffffffffffff0000000000000001";
+    /// `siteverify` answers `success: false` with `invalid-input-response` for any `response`.
+    pub const FAIL_SECRET: &str = "0x20000000ffffffffffffffff0000000000000002";
+}
+
 /// The body of every 4xx/5xx reply of the widget API: a stable machine code and a sentence for humans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -587,6 +609,20 @@ mod tests {
         assert_eq!(pow::leading_zero_bits(&[0, 0]), 16);
         assert!(pow::meets(&[0x00, 0x1f], 11));
         assert!(!pow::meets(&[0x00, 0x1f], 12));
+    }
+
+    #[test]
+    fn test_keys_are_well_formed_keys() {
+        for sitekey in [test_keys::PASS_SITEKEY, test_keys::FAIL_SITEKEY] {
+            assert!(SiteKey::parse(sitekey).is_ok(), "{sitekey}");
+            // Not a version-4 UUID, so never one the server generates for a real site.
+            assert_eq!(&sitekey[14..15], "f", "{sitekey}");
+        }
+        for secret in [test_keys::PASS_SECRET, test_keys::FAIL_SECRET] {
+            assert!(SiteSecret::parse(secret).is_ok());
+        }
+        assert_ne!(test_keys::PASS_SITEKEY, test_keys::FAIL_SITEKEY);
+        assert_ne!(test_keys::PASS_SECRET, test_keys::FAIL_SECRET);
     }
 
     #[test]

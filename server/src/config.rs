@@ -59,6 +59,9 @@ pub struct Settings {
     pub redis_url: Option<Secret>,
     /// Where short-lived data (challenges, tokens) goes instead, e.g. a capped instance that evicts.
     pub redis_ephemeral_url: Option<Secret>,
+    /// Seconds between batch consensus runs (Dawid–Skene over every vote of each project; see
+    /// `reestimate`). 0 turns them off.
+    pub consensus_interval_secs: u64,
 }
 
 impl Settings {
@@ -73,6 +76,7 @@ impl Settings {
             .set_default("challenge_ttl_secs", 600)?
             .set_default("log_format", "pretty")?
             .set_default("pow_difficulty_bits", 20)?
+            .set_default("consensus_interval_secs", 600)?
             .add_source(
                 config::File::with_name(&file)
                     .format(config::FileFormat::Toml)

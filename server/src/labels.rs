@@ -66,10 +66,17 @@ fn class_index(project: &Project) -> (HashMap<&LabelId, Label>, Vec<&LabelId>) {
     (index, classes)
 }
 
-/// The decision policy of a project. Projects do not configure their own thresholds yet: the engine's
-/// defaults (posterior 0.95, three distinct agreeing sources, a cap of ten votes) apply.
+/// The decision policy of a project: its own consensus settings (threshold, agreeing votes, cap), the
+/// engine's defaults for the rest.
 pub fn policy(project: &Project) -> Policy {
-    Policy::new(u16::try_from(class_index(project).1.len()).unwrap_or(u16::MAX))
+    let mut policy = Policy::new(u16::try_from(class_index(project).1.len()).unwrap_or(u16::MAX));
+    policy.threshold = project.consensus.threshold;
+    policy.min_agreeing = project.consensus.min_agreeing;
+    policy.max_votes = project.consensus.max_votes;
+    // A control must stay stricter than a label, whatever the owner chose for labels.
+    policy.promote_threshold = policy.promote_threshold.max(policy.threshold);
+    policy.promote_min_agreeing = policy.promote_min_agreeing.max(policy.min_agreeing + 1);
+    policy
 }
 
 /// What serving must change after a vote on an unknown image.
@@ -83,20 +90,41 @@ pub enum ServingChange {
     Promote(LabelId),
 }
 
-/// Applies the online rule to an image's votes (in acknowledgement order) and says what serving must do.
-///
-/// The image's state is a function of its votes, which the store appends in the same atomic step as the
-/// contribution: whatever happens after that step can be recomputed from them.
-pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
-    let (index, classes) = class_index(project);
+/// The model the online rule uses: the one the last batch run learned, when it fits the project, else the
+/// uninformed one (every vote right with the policy's prior accuracy).
+fn online_model(policy: &Policy, learned: Option<&CrowdModel>) -> CrowdModel {
+    match learned {
+        Some(model) if model.n_classes() == policy.n_classes => model.clone(),
+        _ => CrowdModel::uninformed(policy),
+    }
+}
+
+/// The image's state after replaying its votes (in acknowledgement order) through the online rule.
+fn online_state(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> (ImageState, Policy) {
+    let (index, _) = class_index(project);
     let policy = policy(project);
-    // No batch run has learned the crowd yet: every vote is assumed right with the policy's prior accuracy.
-    let model = CrowdModel::uninformed(&policy);
+    let model = online_model(&policy, learned);
     let mut state = ImageState::default();
     for vote in votes {
         let answer = index.get(vote).map_or(Answer::Abstain, |l| Answer::Label(*l));
         online::record_vote(&mut state, Source::Anonymous, answer, &policy, &model);
     }
+    (state, policy)
+}
+
+/// The online rule's decision about an image with these votes.
+pub fn online_decision(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> Decision {
+    online_state(project, votes, learned).0.decision()
+}
+
+/// Applies the online rule to an image's votes (in acknowledgement order) and says what serving must do.
+/// `learned` is the crowd model of the project's last batch run, if any.
+///
+/// The image's state is a function of its votes, which the store appends in the same atomic step as the
+/// contribution: whatever happens after that step can be recomputed from them.
+pub fn after_vote(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> ServingChange {
+    let (_, classes) = class_index(project);
+    let (state, policy) = online_state(project, votes, learned);
     match state.decision() {
         Decision::Open => ServingChange::Keep,
         Decision::Decided { label, .. } if controls::should_promote(&state, &policy) => classes
@@ -104,6 +132,19 @@ pub fn after_vote(project: &Project, votes: &[LabelId]) -> ServingChange {
             .map_or(ServingChange::Retire, |id| ServingChange::Promote((*id).clone())),
         Decision::Decided { .. } | Decision::Contested => ServingChange::Retire,
     }
+}
+
+/// A label id as the engine's class, `None` for the abstain label or a label the project does not have.
+pub fn class_of(project: &Project, label: &LabelId) -> Option<Label> {
+    class_index(project).0.get(label).copied()
+}
+
+/// The engine's class as the project's label id.
+pub fn label_of(project: &Project, class: Label) -> Option<LabelId> {
+    class_index(project)
+        .1
+        .get(usize::from(class.0))
+        .map(|id| (*id).clone())
 }
 
 /// Runs the default batch method (Dawid–Skene, gold clamped) over every contribution of a project and
@@ -151,7 +192,7 @@ pub fn estimate(
         votes,
     };
     let estimate = batch::dawid_skene(&data, &gold, &EmOptions::default());
-    let decisions = estimate.decisions(&data, &gold, &Policy::new(n_classes));
+    let decisions = estimate.decisions(&data, &gold, &policy(project));
     let name = |l: Label| classes.get(usize::from(l.0)).map(|id| (*id).clone());
 
     images

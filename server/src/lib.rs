@@ -8,6 +8,7 @@ pub mod intake;
 pub mod labels;
 pub mod model;
 pub mod owner;
+pub mod reestimate;
 pub mod routes;
 pub mod startup;
 pub mod store;

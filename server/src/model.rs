@@ -286,3 +286,26 @@ pub struct Contribution {
     #[serde(default)]
     pub challenge: String,
 }
+
+/// A decision a batch run changed, recorded so that no label changes silently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedRevision {
+    pub image: ImageId,
+    /// `open`, `contested`, or `decided:<label>`.
+    pub before: String,
+    pub after: String,
+}
+
+/// One periodic batch re-estimation of a project's labels and crowd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRun {
+    pub at: UnixTime,
+    pub images: u64,
+    pub votes: u64,
+    /// The crowd model the online rule uses until the next run.
+    pub model: consensus::CrowdModel,
+    /// Share of failed answers over all the project's controls: what a control is compared with before it
+    /// is demoted.
+    pub control_failure_rate: f64,
+    pub revisions: Vec<RecordedRevision>,
+}

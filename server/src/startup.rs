@@ -21,6 +21,8 @@ pub struct AppState {
     pub key: TokenKey,
     pub settings: Settings,
     pub widget_dir: PathBuf,
+    /// What the last batch consensus run learned, per project.
+    pub learned: crate::reestimate::LearnedModels,
 }
 
 /// Opens the store the settings name. The embedded store is the default.
@@ -54,12 +56,17 @@ impl Application {
         if !widget_dir.join("widget.js").is_file() {
             tracing::warn!(dir = %widget_dir.display(), "the widget is not built: run `cargo xtask widget`");
         }
+        let consensus_interval = settings.consensus_interval_secs;
         let state = web::Data::new(AppState {
             store,
             key,
             settings,
             widget_dir,
+            learned: crate::reestimate::LearnedModels::default(),
         });
+        if consensus_interval > 0 {
+            crate::reestimate::spawn(state.clone(), std::time::Duration::from_secs(consensus_interval));
+        }
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())

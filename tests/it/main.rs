@@ -4,6 +4,7 @@
 mod browser;
 mod challenge;
 mod cobot_cli;
+mod consensus_flow;
 mod durability;
 mod helpers;
 mod owner_cli;
@@ -13,4 +14,5 @@ mod redis_instances;
 mod redis_support;
 mod siteverify;
 mod store_acceptance;
+mod test_keys;
 mod webdriver;

@@ -170,8 +170,13 @@ pub(crate) fn m_step(prep: &Prepared, post: &[f64], noise: Noise, strength: Stre
     let crowd = prep.n_sources();
     let (prior, counts) = soft_counts(prep, post);
 
-    // The crowd pools every vote, named or anonymous.
-    let mut crowd_counts = vec![1.0; kk];
+    // The crowd pools every vote, named or anonymous. Its prior leans to the diagonal (k pseudo-votes for
+    // the right answer, one for each wrong one): people who passed a control answer right more often than
+    // any given wrong way. Without that lean, a class with gold but (almost) no votes has a row the data
+    // cannot pin, and EM can drift into explaining another class's votes with it (label switching).
+    let mut crowd_counts: Vec<f64> = (0..kk)
+        .map(|i| if i / k == i % k { lossy(k) } else { 1.0 })
+        .collect();
     for slot in 0..n_slots {
         for (c, x) in crowd_counts.iter_mut().zip(&counts[slot * kk..(slot + 1) * kk]) {
             *c += x;

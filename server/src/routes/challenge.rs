@@ -6,6 +6,9 @@
 //! nothing to perceive and nothing to harvest. It is single use like any other and its token says `pow`, so
 //! that `siteverify` tells the site which check was passed. A challenge with no slot is a proof-of-work
 //! challenge, and only that: `create` never makes one, since a project that can serve nothing is refused.
+//!
+//! The test sitekeys of `protocol::test_keys` are branched off to `test_keys` as soon as the sitekey is known
+//! (from the request, or from the stored challenge): they reach no site, no project and no contribution.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +25,7 @@ use rand::seq::SliceRandom;
 use serde::Deserialize;
 
 use super::body::{self, BodyError, error_reply};
+use super::test_keys::{self, TestKey};
 use crate::labels::{self, ServingChange};
 use crate::model::{
     ChallengeState, Contribution, ImageId, Project, ProjectId, Site, TokenState, UnixTime, now, rfc3339,
@@ -98,7 +102,7 @@ impl ChallengeError {
 }
 
 /// The host name of the request's `Origin`, lower-cased, without scheme or port.
-fn origin_host(req: &HttpRequest) -> Result<String, ChallengeError> {
+pub(super) fn origin_host(req: &HttpRequest) -> Result<String, ChallengeError> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -135,22 +139,27 @@ fn image_alt(lang: Lang, position: usize, total: usize) -> String {
     }
 }
 
-/// Reads a challenge request and finds its site, refusing unknown sitekeys and pages on hosts the site does
-/// not list. Shared by both kinds of challenge. Returns the request, the site and the page's host name.
-async fn requesting_site(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-) -> Result<(ChallengeRequest, Site, String), ChallengeError> {
+/// Reads a challenge request. Shared by both kinds of challenge, which then branch to the test keys.
+async fn read_request(req: &HttpRequest, payload: web::Payload) -> Result<ChallengeRequest, ChallengeError> {
     let request: ChallengeRequest = body::json(payload, req.headers(), BODY_LIMIT).await?;
     tracing::Span::current().record("sitekey", request.sitekey.as_str());
+    Ok(request)
+}
+
+/// Finds the site of a challenge request, refusing unknown sitekeys and pages on hosts the site does not
+/// list. Shared by both kinds of challenge. Returns the site and the page's host name.
+async fn requesting_site(
+    req: &HttpRequest,
+    request: &ChallengeRequest,
+    state: &AppState,
+) -> Result<(Site, String), ChallengeError> {
     let site = state
         .store
         .site(&request.sitekey)
         .await?
         .ok_or(ChallengeError::UnknownSitekey)?;
     let hostname = check_origin(req, &site.hostnames)?;
-    Ok((request, site, hostname))
+    Ok((site, hostname))
 }
 
 #[tracing::instrument(name = "create challenge", skip_all, fields(sitekey))]
@@ -159,7 +168,11 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ChallengeError> {
-    let (request, site, hostname) = requesting_site(&req, payload, &state).await?;
+    let request = read_request(&req, payload).await?;
+    if let Some(key) = TestKey::of(&request.sitekey) {
+        return test_keys::create(&req, &request, key, &state).await;
+    }
+    let (site, hostname) = requesting_site(&req, &request, &state).await?;
 
     // Try the site's projects in random order until one can make a challenge.
     let mut projects = site.projects.clone();
@@ -233,6 +246,9 @@ pub async fn image(
         .challenge(&id)
         .await?
         .ok_or(ChallengeError::UnknownChallenge)?;
+    if TestKey::of(&challenge.sitekey).is_some() {
+        return test_keys::image(&challenge, n);
+    }
     let slot = challenge.slots.get(n).ok_or(ChallengeError::UnknownImage)?;
     let data = state
         .store
@@ -259,7 +275,7 @@ struct AnswerBody {
     nonce: Option<PowNonce>,
 }
 
-enum Answer {
+pub(super) enum Answer {
     Labels(Vec<LabelId>),
     Nonce(PowNonce),
 }
@@ -294,6 +310,9 @@ pub async fn answer(
         .await?
         .ok_or(ChallengeError::UnknownChallenge)?;
     check_origin(&req, std::slice::from_ref(&challenge.hostname))?;
+    if let Some(key) = TestKey::of(&challenge.sitekey) {
+        return test_keys::answer(&state, &id, &challenge, key, answer).await;
+    }
     match (answer, challenge.slots.is_empty()) {
         (Answer::Labels(answers), false) => answer_images(&state, &id, &challenge, answers).await,
         (Answer::Nonce(nonce), true) => answer_pow(&state, &id, &challenge, &nonce).await,
@@ -334,6 +353,11 @@ async fn answer_images(
         .iter()
         .zip(&answers)
         .all(|(slot, answer)| slot.expected.as_ref().is_none_or(|expected| expected == answer));
+    for (slot, answer) in challenge.slots.iter().zip(&answers) {
+        if let Some(expected) = &slot.expected {
+            watch_control(state, &project, slot.image, expected == answer).await;
+        }
+    }
     if !passed {
         tracing::info!(outcome = "wrong-answer", "challenge failed");
         return Ok(wrong_answer());
@@ -369,7 +393,8 @@ async fn answer_images(
 async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
     let outcome = async {
         let votes = state.store.image_votes(project.id, image).await?;
-        match labels::after_vote(project, &votes) {
+        let learned = state.learned.get(project.id);
+        match labels::after_vote(project, &votes, learned.as_ref().map(|l| &l.model)) {
             ServingChange::Keep => Ok(()),
             ServingChange::Retire => state.store.retire_unknown(project.id, image).await,
             ServingChange::Promote(label) => state.store.promote_control(project.id, image, label).await,
@@ -377,6 +402,42 @@ async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
     };
     if let Err(e) = outcome.await {
         tracing::warn!(error = %e, image = image.0, "consensus step deferred to the next vote");
+    }
+}
+
+/// Counts an answer to a control, and re-opens the control when humans fail it significantly more often
+/// than the project's controls in general (its label is likely wrong or ambiguous; see
+/// `consensus::controls::ControlStats::record`). Statistics only: a failure here is logged and changes
+/// nothing for the citizen.
+async fn watch_control(state: &AppState, project: &Project, image: ImageId, passed: bool) {
+    let outcome = async {
+        let project_failure_rate = state.learned.observe_control(project.id, passed);
+        let counts = state
+            .store
+            .record_control_answer(project.id, image, passed)
+            .await?;
+        if passed {
+            // Only a failure can turn the verdict.
+            return Ok(());
+        }
+        let mut before = consensus::controls::ControlStats {
+            passed: u32::try_from(counts.passed).unwrap_or(u32::MAX),
+            failed: u32::try_from(counts.failed.saturating_sub(1)).unwrap_or(u32::MAX),
+        };
+        let verdict = before.record(false, project_failure_rate, &labels::policy(project));
+        if verdict == consensus::controls::ControlVerdict::Demote {
+            tracing::info!(
+                image = image.0,
+                passed = counts.passed,
+                failed = counts.failed,
+                "control failed too often: re-opened as an unknown"
+            );
+            state.store.reopen(project.id, image).await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    if let Err(e) = outcome.await {
+        tracing::warn!(error = %e, image = image.0, "control statistics not recorded");
     }
 }
 
@@ -413,7 +474,7 @@ async fn answer_pow(
     issue_token(state, challenge, Check::Pow, t).await
 }
 
-fn wrong_answer() -> HttpResponse {
+pub(super) fn wrong_answer() -> HttpResponse {
     HttpResponse::Ok().json(AnswerResponse {
         success: false,
         token: None,
@@ -423,7 +484,7 @@ fn wrong_answer() -> HttpResponse {
 }
 
 /// Signs a token for a passed challenge and records it for single use.
-async fn issue_token(
+pub(super) async fn issue_token(
     state: &AppState,
     challenge: ChallengeState,
     check: Check,
@@ -468,7 +529,11 @@ pub async fn create_pow(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ChallengeError> {
-    let (_, site, hostname) = requesting_site(&req, payload, &state).await?;
+    let request = read_request(&req, payload).await?;
+    if TestKey::of(&request.sitekey).is_some() {
+        return test_keys::create_pow(&req, &request, &state).await;
+    }
+    let (site, hostname) = requesting_site(&req, &request, &state).await?;
     if !pow_quota().allows(&site.sitekey, now()) {
         tracing::warn!(outcome = "quota", "proof-of-work quota of the site exhausted");
         return Err(ChallengeError::PowQuotaExceeded);
@@ -501,7 +566,7 @@ pub async fn create_pow(
         .json(challenge))
 }
 
-fn difficulty_bits(state: &AppState) -> u32 {
+pub(super) fn difficulty_bits(state: &AppState) -> u32 {
     state
         .settings
         .pow_difficulty_bits

@@ -6,3 +6,4 @@ pub mod challenge;
 pub mod health;
 pub mod owner;
 pub mod siteverify;
+pub mod test_keys;

@@ -12,10 +12,10 @@ use rand::seq::IndexedRandom;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::ephemeral::ExpiringMap;
-use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
+use super::{BATCH_RUNS_KEPT, IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
-    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
-    NewProject, Owner, OwnerId, Project, ProjectId, Serving, Site, Slot, TokenState, now,
+    AddedImage, ApiKeyRecord, BatchRun, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta,
+    NewImage, NewProject, Owner, OwnerId, Project, ProjectId, Serving, Site, Slot, TokenState, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -40,6 +40,8 @@ const PROJECT_CONTRIBUTIONS: TableDefinition<(u64, u64), ()> = TableDefinition::
 /// Image id -> (passed, failed) answers to it as a control.
 const CONTROL_STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("control_stats");
 const OWNERS: TableDefinition<u64, &[u8]> = TableDefinition::new("owners");
+/// (project, run number) -> batch run (JSON).
+const BATCH_RUNS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("batch_runs");
 const OWNER_NAMES: TableDefinition<&str, u64> = TableDefinition::new("owner_names");
 /// Hex SHA-256 of an API key -> its record.
 const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
@@ -109,6 +111,7 @@ impl EmbeddedStore {
         txn.open_table(OWNERS).map_err(unavailable)?;
         txn.open_table(OWNER_NAMES).map_err(unavailable)?;
         txn.open_table(API_KEYS).map_err(unavailable)?;
+        txn.open_table(BATCH_RUNS).map_err(unavailable)?;
         migrate_indexes(&txn)?;
         txn.commit().map_err(unavailable)?;
 
@@ -668,12 +671,12 @@ impl Store for EmbeddedStore {
         _project: ProjectId,
         image: ImageId,
         passed: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ControlStats, StoreError> {
         self.blocking(move |db| {
             let mut txn = db.begin_write().map_err(unavailable)?;
             // Statistics: no fsync of their own; the next durable commit (a contribution) carries them.
             txn.set_durability(redb::Durability::None).map_err(unavailable)?;
-            {
+            let counts = {
                 let mut table = txn.open_table(CONTROL_STATS).map_err(unavailable)?;
                 let (ok, ko) = table
                     .get(image.0)
@@ -681,8 +684,13 @@ impl Store for EmbeddedStore {
                     .map_or((0, 0), |v| v.value());
                 let counts = if passed { (ok + 1, ko) } else { (ok, ko + 1) };
                 table.insert(image.0, counts).map_err(unavailable)?;
-            }
-            txn.commit().map_err(unavailable)
+                counts
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(ControlStats {
+                passed: counts.0,
+                failed: counts.1,
+            })
         })
         .await
     }
@@ -703,6 +711,51 @@ impl Store for EmbeddedStore {
                     let (passed, failed) = v.value();
                     out.push((ImageId(image), ControlStats { passed, failed }));
                 }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn add_batch_run(&self, project: ProjectId, run: BatchRun) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut runs = txn.open_table(BATCH_RUNS).map_err(unavailable)?;
+                let next = {
+                    let mut range = runs
+                        .range((project.0, 0)..=(project.0, u64::MAX))
+                        .map_err(unavailable)?;
+                    match range.next_back() {
+                        Some(row) => row.map_err(unavailable)?.0.value().1 + 1,
+                        None => 1,
+                    }
+                };
+                runs.insert((project.0, next), encode(&run)?.as_slice())
+                    .map_err(unavailable)?;
+                let kept = u64::try_from(BATCH_RUNS_KEPT).unwrap_or(u64::MAX);
+                if next > kept {
+                    runs.retain_in((project.0, 0)..=(project.0, next - kept), |_, _| false)
+                        .map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn batch_runs(&self, project: ProjectId) -> Result<Vec<BatchRun>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let runs = txn.open_table(BATCH_RUNS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in runs
+                .range((project.0, 0)..=(project.0, u64::MAX))
+                .map_err(unavailable)?
+                .rev()
+            {
+                let (_, v) = row.map_err(unavailable)?;
+                out.push(decode(v.value())?);
             }
             Ok(out)
         })

@@ -15,8 +15,8 @@ pub use self::redis::RedisStore;
 pub use embedded::EmbeddedStore;
 
 use crate::model::{
-    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
-    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState,
+    AddedImage, ApiKeyRecord, BatchRun, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta,
+    NewImage, NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -35,6 +35,9 @@ pub enum StoreError {
 
 /// How long writing a contribution stays idempotent (per challenge and image): far longer than any resend.
 pub const IDEMPOTENCY_SECS: u64 = 3600;
+
+/// Batch runs kept per project: enough to audit weeks of revisions at the default interval.
+pub const BATCH_RUNS_KEPT: usize = 100;
 
 /// The bytes of an image, as served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +107,21 @@ pub trait Store: Send + Sync + 'static {
     async fn reopen(&self, project: ProjectId, image: ImageId) -> Result<(), StoreError>;
     /// How each of `images` (of `project`) is served now, in the same order.
     async fn serving(&self, project: ProjectId, images: &[ImageId]) -> Result<Vec<Serving>, StoreError>;
-    /// Counts one answer to a control. Statistics, not contributions: a crash may lose the last few.
+    /// Counts one answer to a control and returns the control's counts, this answer included. Statistics,
+    /// not contributions: a crash may lose the last few.
     async fn record_control_answer(
         &self,
         project: ProjectId,
         image: ImageId,
         passed: bool,
-    ) -> Result<(), StoreError>;
+    ) -> Result<ControlStats, StoreError>;
     /// Answers to each control of a project that was answered at least once, in image id order.
     async fn control_stats(&self, project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError>;
+
+    /// Records a batch run of a project; the store keeps the last [`BATCH_RUNS_KEPT`].
+    async fn add_batch_run(&self, project: ProjectId, run: BatchRun) -> Result<(), StoreError>;
+    /// The project's recorded batch runs, the latest first.
+    async fn batch_runs(&self, project: ProjectId) -> Result<Vec<BatchRun>, StoreError>;
 
     // Owners and API keys: durable.
     /// Creates an owner with a unique name (`Conflict` if the name is taken).
@@ -253,11 +262,17 @@ impl Store for AnyStore {
         project: ProjectId,
         image: ImageId,
         passed: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ControlStats, StoreError> {
         dispatch!(self, s => s.record_control_answer(project, image, passed).await)
     }
     async fn control_stats(&self, project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
         dispatch!(self, s => s.control_stats(project).await)
+    }
+    async fn add_batch_run(&self, project: ProjectId, run: BatchRun) -> Result<(), StoreError> {
+        dispatch!(self, s => s.add_batch_run(project, run).await)
+    }
+    async fn batch_runs(&self, project: ProjectId) -> Result<Vec<BatchRun>, StoreError> {
+        dispatch!(self, s => s.batch_runs(project).await)
     }
     async fn create_owner(&self, name: &str) -> Result<Owner, StoreError> {
         dispatch!(self, s => s.create_owner(name).await)

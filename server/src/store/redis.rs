@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{IDEMPOTENCY_SECS, ImageData, Store, StoreError, StoredContribution};
 use crate::model::{
-    AddedImage, ApiKeyRecord, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta, NewImage,
-    NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState, UnixTime, now,
+    AddedImage, ApiKeyRecord, BatchRun, ChallengeState, Contribution, ControlStats, ImageId, ImageMeta,
+    NewImage, NewProject, Owner, Project, ProjectId, Serving, Site, Slot, TokenState, UnixTime, now,
 };
 use protocol::{LabelId, SiteKey};
 
@@ -327,6 +327,10 @@ mod key {
     }
     pub fn site_secret(hash: &str) -> String {
         format!("cobot:site-secret:{hash}")
+    }
+    /// List of the project's batch runs (JSON), the latest first, trimmed to `BATCH_RUNS_KEPT`.
+    pub fn batch_runs(p: ProjectId) -> String {
+        format!("cobot:{{p{p}}}:batch-runs")
     }
     pub fn challenge(id: &str) -> String {
         format!("cobot:challenge:{id}")
@@ -914,6 +918,44 @@ impl Store for RedisStore {
         self.ping_both().await
     }
 
+    async fn add_batch_run(&self, project: ProjectId, run: BatchRun) -> Result<(), StoreError> {
+        let json = encode(&run)?;
+        let mut conn = self.durable.clone();
+        self.run(async move {
+            // Not resent on a broken connection: a run recorded twice would only repeat an audit line.
+            redis::pipe()
+                .atomic()
+                .cmd("LPUSH")
+                .arg(key::batch_runs(project))
+                .arg(json)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(key::batch_runs(project))
+                .arg(0)
+                .arg(super::BATCH_RUNS_KEPT - 1)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(write_error("batch runs"))
+        })
+        .await
+    }
+
+    async fn batch_runs(&self, project: ProjectId) -> Result<Vec<BatchRun>, StoreError> {
+        let mut conn = self.durable.clone();
+        let raw: Vec<Vec<u8>> = self
+            .run(async move {
+                idempotent(
+                    &mut conn,
+                    redis::cmd("LRANGE").arg(key::batch_runs(project)).arg(0).arg(-1),
+                )
+                .await
+                .map_err(|e| unavailable(&e))
+            })
+            .await?;
+        raw.iter().map(|bytes| decode(bytes)).collect()
+    }
+
     // FIXME(owner-api): placeholder bodies until the backend implements the owner API's methods.
     async fn reopen(&self, _project: ProjectId, _image: ImageId) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("not implemented yet".into()))
@@ -926,7 +968,7 @@ impl Store for RedisStore {
         _project: ProjectId,
         _image: ImageId,
         _passed: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ControlStats, StoreError> {
         Err(StoreError::Unavailable("not implemented yet".into()))
     }
     async fn control_stats(&self, _project: ProjectId) -> Result<Vec<(ImageId, ControlStats)>, StoreError> {
