@@ -3,6 +3,7 @@
 
 mod browser;
 mod challenge;
+mod cobot_cli;
 mod consensus_flow;
 mod durability;
 mod helpers;
