@@ -400,19 +400,6 @@ pub async fn store_images(
     Ok(report)
 }
 
-/// Adds uploaded files to a project: [`prepare_images`], then [`store_images`]. The good files are stored
-/// even when others are refused.
-pub async fn add_images(
-    store: &impl Store,
-    project: &Project,
-    files: Vec<UploadFile>,
-    known: BTreeMap<String, String>,
-    limits: &intake::Limits,
-) -> Result<UploadReport, DomainError> {
-    let prepared = prepare_images(&project.labels, files, known, limits);
-    store_images(store, project.id, prepared).await
-}
-
 /// An image as the owner sees it: how it is served, and for retired ones where the online rule (with the
 /// project's `learned` model, as serving uses it) leaves its votes.
 fn image_view(

@@ -247,7 +247,7 @@ mod tests {
     fn the_openapi_document_describes_the_export_routes_and_their_bodies() {
         let (_, api) = actix_web::App::new()
             .into_utoipa_app()
-            .service(utoipa_actix_web::scope(protocol::owner::paths::PROJECTS).configure(super::configure))
+            .configure(super::configure)
             .split_for_parts();
         let paths: Vec<&str> = api.paths.paths.keys().map(String::as_str).collect();
         assert_eq!(

@@ -75,7 +75,12 @@ pub async fn upload(
     let limits = intake::Limits::default();
     let (files, known) = read_upload(&req, payload, &limits).await?;
     let count = files.len();
-    let report = owner::add_images(&state.store, &project, files, known, &limits).await?;
+    // Decoding and re-encoding take tens of milliseconds per image: off the worker that serves citizens.
+    let labels = project.labels.clone();
+    let prepared = web::block(move || owner::prepare_images(&labels, files, known, &limits))
+        .await
+        .map_err(|e| OwnerError::Store(crate::store::StoreError::Unavailable(e.to_string())))?;
+    let report = owner::store_images(&state.store, project.id, prepared).await?;
     tracing::info!(
         project = %project.id,
         files = count,
