@@ -83,6 +83,8 @@ pub struct Tally {
     data: Dataset,
     /// Gold items and their class (gold with the abstain label is not a class).
     gold: Vec<(u32, Label)>,
+    /// Gold images humans failed as controls, re-opened to the crowd: their label is the crowd's now.
+    doubted: std::collections::HashSet<ImageId>,
     /// Contributions per UTC day (days since the epoch).
     per_day: BTreeMap<u64, u64>,
 }
@@ -99,15 +101,23 @@ impl Tally {
             .collect();
         let mut ids = Vec::new();
         let mut gold = Vec::new();
+        let mut doubted = std::collections::HashSet::new();
         let mut after = None;
         loop {
             let page = store.images_page(project.id, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
-            for meta in &page {
+            let page_ids: Vec<ImageId> = page.iter().map(|m| m.id).collect();
+            let serving = store.serving(project.id, &page_ids).await?;
+            for (meta, serving) in page.iter().zip(serving) {
                 let item = index32(ids.len());
                 if let Some(class) = meta.known_label.as_ref().and_then(|k| class_of.get(k)) {
-                    gold.push((item, *class));
+                    // Gold is trusted while it serves as a control (as the batch run trusts it).
+                    if matches!(serving, Serving::Control(_)) {
+                        gold.push((item, *class));
+                    } else {
+                        doubted.insert(meta.id);
+                    }
                 }
                 ids.push(meta.id);
             }
@@ -148,6 +158,7 @@ impl Tally {
             counts,
             data,
             gold,
+            doubted,
             per_day,
         })
     }
@@ -209,7 +220,11 @@ impl Consensus {
     pub fn record(&self, meta: &ImageMeta) -> LabelRecord {
         let item = self.tally.item(meta.id);
         let decision = item.map_or(Decision::Open, |i| self.decisions[i]);
-        let (status, label, confidence) = match (&meta.known_label, decision) {
+        let gold = meta
+            .known_label
+            .as_ref()
+            .filter(|_| !self.tally.doubted.contains(&meta.id));
+        let (status, label, confidence) = match (gold, decision) {
             (Some(known), _) => (Status::Gold, Some(known.clone()), Some(1.0)),
             (None, Decision::Decided { label, confidence }) => {
                 (Status::Decided, self.class(label), Some(confidence))
@@ -286,7 +301,14 @@ pub async fn progress(
                 Serving::Control(_) => &mut images.control,
                 Serving::Unknown => &mut images.open,
                 // Gold with the abstain label is never served: its label is known, as if decided.
-                Serving::Retired if meta.known_label.is_some() => &mut images.decided,
+                Serving::Retired
+                    if meta
+                        .known_label
+                        .as_ref()
+                        .is_some_and(|k| labels::class_of(project, k).is_none()) =>
+                {
+                    &mut images.decided
+                }
                 Serving::Retired => {
                     let votes = store.image_votes(project.id, meta.id).await?;
                     match labels::online_decision(project, &votes, learned) {

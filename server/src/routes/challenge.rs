@@ -29,11 +29,15 @@ use super::body::{self, BodyError, error_reply};
 use super::test_keys::{self, TestKey};
 use crate::labels::{self, ServingChange};
 use crate::model::{
-    ChallengeState, Contribution, ImageId, Project, ProjectId, Site, TokenState, UnixTime, now, rfc3339,
+    ChallengeState, Contribution, ImageId, Project, ProjectId, Serving, Site, TokenState, UnixTime, now,
+    rfc3339,
 };
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
 use crate::token::{Check, Claims, random_id};
+
+/// Controls a project keeps whatever humans answer: demoting below this many would stop its challenges.
+const MIN_CONTROLS: usize = 2;
 
 /// Unknowns sampled per challenge, of which the one closest to a decision is served ("power of two
 /// choices"): labels are decided with fewer images in flight than with a uniform pick, and fresh images
@@ -447,7 +451,9 @@ async fn watch_control(state: &AppState, project: &Project, image: ImageId, pass
             failed: u32::try_from(counts.failed.saturating_sub(1)).unwrap_or(u32::MAX),
         };
         let verdict = before.record(false, project_failure_rate, &labels::policy(project));
-        if verdict == consensus::controls::ControlVerdict::Demote {
+        if verdict == consensus::controls::ControlVerdict::Demote
+            && keeps_enough_controls(state, project).await?
+        {
             tracing::info!(
                 image = image.0,
                 passed = counts.passed,
@@ -461,6 +467,33 @@ async fn watch_control(state: &AppState, project: &Project, image: ImageId, pass
     if let Err(e) = outcome.await {
         tracing::warn!(error = %e, image = image.0, "control statistics not recorded");
     }
+}
+
+/// Whether the project keeps at least [`MIN_CONTROLS`] other controls if one is re-opened: a project left
+/// without controls could not make challenges at all. Only asked when a demotion is due (rarely), so
+/// reading every answered control's serving state is affordable.
+async fn keeps_enough_controls(state: &AppState, project: &Project) -> Result<bool, StoreError> {
+    let answered: Vec<ImageId> = state
+        .store
+        .control_stats(project.id)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let serving = state.store.serving(project.id, &answered).await?;
+    let controls = serving
+        .iter()
+        .filter(|s| matches!(s, Serving::Control(_)))
+        .count();
+    if controls > MIN_CONTROLS {
+        return Ok(true);
+    }
+    tracing::warn!(
+        project = %project.id,
+        controls,
+        "a control humans fail too often is kept: the project has too few others"
+    );
+    Ok(false)
 }
 
 async fn answer_pow(
