@@ -112,8 +112,7 @@ impl Tally {
             for (meta, serving) in page.iter().zip(serving) {
                 let item = index32(ids.len());
                 if let Some(class) = meta.known_label.as_ref().and_then(|k| class_of.get(k)) {
-                    // Gold is trusted while it serves as a control (as the batch run trusts it).
-                    if matches!(serving, Serving::Control(_)) {
+                    if labels::gold_is_trusted(&serving) {
                         gold.push((item, *class));
                     } else {
                         doubted.insert(meta.id);

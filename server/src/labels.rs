@@ -4,13 +4,14 @@
 //! (in the project's label order; the abstain label becomes `Answer::Abstain`) and the engine's decisions
 //! back to label ids. Citizens are anonymous: every contribution is its own source.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use consensus::online::{self, Decision, ImageState};
 use consensus::{Answer, CrowdModel, Label, Policy, Source, controls};
 use protocol::LabelId;
 
-use crate::model::Project;
+use crate::model::{Project, Serving};
 
 /// Where an image's label comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,10 +67,10 @@ pub fn policy(project: &Project) -> Policy {
 }
 
 /// What serving must change after a vote on an unknown image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ServingChange {
-    /// Still open: keep serving it as an unknown.
-    Keep,
+    /// Still open: keep serving it as an unknown, with this priority (see [`priority`]).
+    Keep { priority: Option<f64> },
     /// Decided or contested: stop serving it; more votes would be wasted.
     Retire,
     /// Decided with enough confidence to serve as a control with this label from now on.
@@ -78,15 +79,20 @@ pub enum ServingChange {
 
 /// The model the online rule uses: the one the last batch run learned, when it fits the project, else the
 /// uninformed one (every vote right with the policy's prior accuracy).
-fn online_model(policy: &Policy, learned: Option<&CrowdModel>) -> CrowdModel {
+fn online_model<'a>(policy: &Policy, learned: Option<&'a CrowdModel>) -> Cow<'a, CrowdModel> {
     match learned {
-        Some(model) if model.n_classes() == policy.n_classes => model.clone(),
-        _ => CrowdModel::uninformed(policy),
+        Some(model) if model.n_classes() == policy.n_classes => Cow::Borrowed(model),
+        _ => Cow::Owned(CrowdModel::uninformed(policy)),
     }
 }
 
-/// The image's state after replaying its votes (in acknowledgement order) through the online rule.
-fn online_state(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> (ImageState, Policy) {
+/// The image's state after replaying its votes (in acknowledgement order) through the online rule, with
+/// the policy and model it used.
+fn online_state<'a>(
+    project: &Project,
+    votes: &[LabelId],
+    learned: Option<&'a CrowdModel>,
+) -> (ImageState, Policy, Cow<'a, CrowdModel>) {
     let (index, _) = class_index(project);
     let policy = policy(project);
     let model = online_model(&policy, learned);
@@ -95,7 +101,7 @@ fn online_state(project: &Project, votes: &[LabelId], learned: Option<&CrowdMode
         let answer = index.get(vote).map_or(Answer::Abstain, |l| Answer::Label(*l));
         online::record_vote(&mut state, Source::Anonymous, answer, &policy, &model);
     }
-    (state, policy)
+    (state, policy, model)
 }
 
 /// The online rule's decision about an image with these votes.
@@ -110,9 +116,11 @@ pub fn online_decision(project: &Project, votes: &[LabelId], learned: Option<&Cr
 /// contribution: whatever happens after that step can be recomputed from them.
 pub fn after_vote(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> ServingChange {
     let (_, classes) = class_index(project);
-    let (state, policy) = online_state(project, votes, learned);
+    let (state, policy, model) = online_state(project, votes, learned);
     match state.decision() {
-        Decision::Open => ServingChange::Keep,
+        Decision::Open => ServingChange::Keep {
+            priority: online::priority(&state, &policy, &model),
+        },
         Decision::Decided { label, .. } if controls::should_promote(&state, &policy) => classes
             .get(usize::from(label.0))
             .map_or(ServingChange::Retire, |id| ServingChange::Promote((*id).clone())),
@@ -123,9 +131,15 @@ pub fn after_vote(project: &Project, votes: &[LabelId], learned: Option<&CrowdMo
 /// How much an open image needs its next vote (`consensus::online::priority`): higher first; `None` once
 /// it is decided or contested.
 pub fn priority(project: &Project, votes: &[LabelId], learned: Option<&CrowdModel>) -> Option<f64> {
-    let (state, policy) = online_state(project, votes, learned);
-    let model = online_model(&policy, learned);
+    let (state, policy, model) = online_state(project, votes, learned);
     online::priority(&state, &policy, &model)
+}
+
+/// Whether an image's gold label is trusted: while the image serves as a control. A gold image humans
+/// kept failing was re-opened to the crowd (and perhaps decided by its votes since): its label is the
+/// crowd's from then on, in the batch run and in the exports alike.
+pub fn gold_is_trusted(serving: &Serving) -> bool {
+    matches!(serving, Serving::Control(_))
 }
 
 /// A label id as the engine's class, `None` for the abstain label or a label the project does not have.

@@ -73,8 +73,14 @@ impl LearnedModels {
     /// The candidate to serve: the unknown that needs a vote most (the first on ties, and among controls).
     /// `None` only when there is no candidate.
     pub fn most_needed(&self, project: &Project, candidates: Vec<Slot>) -> Option<Slot> {
-        let fresh =
-            labels::priority(project, &[], self.get(project.id).as_ref().map(|l| &l.model)).unwrap_or(0.0);
+        // A fresh image's priority, computed only if a candidate has had no vote here.
+        let fresh = std::cell::OnceCell::new();
+        let fresh = || {
+            *fresh.get_or_init(|| {
+                let learned = self.get(project.id);
+                labels::priority(project, &[], learned.as_ref().map(|l| &l.model)).unwrap_or(0.0)
+            })
+        };
         let priorities = self
             .priorities
             .lock()
@@ -83,7 +89,7 @@ impl LearnedModels {
             if slot.expected.is_some() {
                 return f64::NEG_INFINITY;
             }
-            priorities.get(&slot.image).copied().unwrap_or(fresh)
+            priorities.get(&slot.image).copied().unwrap_or_else(fresh)
         };
         let mut best: Option<(f64, Slot)> = None;
         for slot in candidates {
@@ -277,13 +283,10 @@ async fn load_items(store: &impl Store, project: &Project) -> Result<Vec<Item>, 
         let ids: Vec<ImageId> = page.iter().map(|m| m.id).collect();
         let serving = store.serving(project.id, &ids).await?;
         for (meta, serving) in page.into_iter().zip(serving) {
-            // Gold is trusted while it serves as a control: one re-opened because humans failed it (and
-            // perhaps decided by their votes since) is not.
-            let trusted = matches!(serving, Serving::Control(_));
             let gold = meta
                 .known_label
                 .as_ref()
-                .filter(|_| trusted)
+                .filter(|_| labels::gold_is_trusted(&serving))
                 .and_then(|l| labels::class_of(project, l));
             items.push(Item {
                 id: meta.id,

@@ -417,13 +417,19 @@ async fn apply_consensus(state: &AppState, project: &Project, image: ImageId) {
         let votes = state.store.image_votes(project.id, image).await?;
         let learned = state.learned.get(project.id);
         let model = learned.as_ref().map(|l| &l.model);
-        state
-            .learned
-            .note_priority(image, labels::priority(project, &votes, model));
         match labels::after_vote(project, &votes, model) {
-            ServingChange::Keep => Ok(()),
-            ServingChange::Retire => state.store.retire_unknown(project.id, image).await,
-            ServingChange::Promote(label) => state.store.promote_control(project.id, image, label).await,
+            ServingChange::Keep { priority } => {
+                state.learned.note_priority(image, priority);
+                Ok(())
+            }
+            ServingChange::Retire => {
+                state.learned.note_priority(image, None);
+                state.store.retire_unknown(project.id, image).await
+            }
+            ServingChange::Promote(label) => {
+                state.learned.note_priority(image, None);
+                state.store.promote_control(project.id, image, label).await
+            }
         }
     };
     if let Err(e) = outcome.await {
